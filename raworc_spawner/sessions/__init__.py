@@ -1,0 +1,1 @@
+"""The session core: model, state machine, manager. Knows nothing of HTTP or Kubernetes objects."""
