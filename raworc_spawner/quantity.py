@@ -74,7 +74,7 @@ def is_quantity(text: object) -> bool:
 
 
 def format_bytes(value: Decimal | int) -> str:
-    """Render a byte count with the largest binary suffix that divides it (``1073741824`` → ``1Gi``)."""
+    """Render bytes with the largest binary suffix that divides them (``1073741824`` → ``1Gi``)."""
     amount = int(value)
     for suffix, factor in reversed(_BINARY.items()):
         if amount and amount % factor == 0:

@@ -157,3 +157,15 @@ def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: a user name and whether they administer every session."""
+
+    name: str
+    admin: bool = False
+
+    def may_see(self, session: Session) -> bool:
+        """Admins see every session; users see their own."""
+        return self.admin or session.owner == self.name

@@ -1,0 +1,1 @@
+"""Compute backends: where sessions' compute and workspaces live (processes or Kubernetes)."""

@@ -1,0 +1,135 @@
+"""The contract every compute backend honours.
+
+A backend owns two things per session: a *workspace* that persists (a PVC, or a directory) and
+*compute* that comes and goes (a pod, or a local process). It knows nothing of HTTP or SQL; the
+session manager drives it and listens to the :class:`BackendEvent` stream it emits.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSpec:
+    """What a backend needs to know to give a session its compute and workspace.
+
+    ``command`` and ``port`` override the backend's defaults (the hub passes its single-user
+    server command and port); ``resources`` maps ``cpu_request``/``cpu_limit``/``memory_request``/
+    ``memory_limit`` to Kubernetes quantities and overrides the profile's.
+    """
+
+    session_id: str
+    name: str
+    owner: str
+    starting_prompt: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
+    profile: str | None = None
+    command: Sequence[str] | None = None
+    port: int | None = None
+    resources: Mapping[str, str] = field(default_factory=dict)
+    clone_from: str | None = None
+
+    def session_env(self) -> dict[str, str]:
+        """The environment injected into every session, then the spec's extras."""
+        env = {
+            "SESSION_ID": self.session_id,
+            "SESSION_NAME": self.name,
+            "STARTING_PROMPT": self.starting_prompt,
+        }
+        env.update(self.env)
+        return env
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a session's resources are: ids for the record and an address to reach it."""
+
+    container_id: str | None = None
+    persistent_volume_id: str | None = None
+    host: str | None = None
+    port: int | None = None
+
+
+class ComputeState(enum.StrEnum):
+    """What the backend currently knows about a session's compute."""
+
+    ABSENT = "absent"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class BackendEvent:
+    """Something the backend observed about a session.
+
+    ``kind`` is ``progress`` (a step towards ready), ``warning``, ``failed`` (fatal: the session
+    cannot become ready without a change) or ``exited`` (running compute went away by itself).
+    """
+
+    session_id: str
+    kind: str
+    message: str
+    reason: str | None = None
+
+
+EventSink = Callable[[BackendEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """Which sessions have compute and which have a workspace, as the backend sees it now."""
+
+    compute: frozenset[str] = frozenset()
+    workspaces: frozenset[str] = frozenset()
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A place to run sessions. Every method is idempotent; ids are session ids."""
+
+    name: str
+
+    async def start(self, sink: EventSink) -> None:
+        """Connect, warm caches and begin emitting events into ``sink``."""
+
+    async def close(self) -> None:
+        """Stop background work; leaves sessions' compute running."""
+
+    def profiles(self) -> Mapping[str, Mapping[str, Any]]:
+        """The named presets sessions may choose from (name → description and settings)."""
+
+    def validate(self, spec: SessionSpec) -> None:
+        """Raise :class:`~raworc_spawner.errors.ValidationError` if ``spec`` cannot be run."""
+
+    async def create(self, spec: SessionSpec) -> Placement:
+        """Make sure the workspace exists and compute is starting; return the ids."""
+
+    async def wait_ready(self, session_id: str, *, timeout: float) -> Placement:
+        """Wait until compute is running; raise ``SessionFailed`` on a fatal condition.
+
+        Raises ``TimeoutError`` when ``timeout`` seconds pass first.
+        """
+
+    async def pause(self, session_id: str) -> None:
+        """Remove the compute and keep the workspace."""
+
+    async def delete(self, session_id: str) -> None:
+        """Remove the compute, then the workspace. Returns once both are gone."""
+
+    def compute_state(self, session_id: str) -> ComputeState:
+        """The compute's state from the backend's cache, without I/O."""
+
+    async def status(self, session_id: str) -> dict[str, Any]:
+        """A JSON-ready description of the session's compute and workspace."""
+
+    def logs(self, session_id: str, *, tail: int | None, follow: bool) -> AsyncIterator[str]:
+        """The compute's output, line by line; with ``follow`` it keeps streaming."""
+
+    async def inventory(self) -> Inventory:
+        """What exists now, for reconciliation with the records."""

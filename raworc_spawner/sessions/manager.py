@@ -1,0 +1,560 @@
+"""The session manager: the one place where sessions are created, changed and deleted.
+
+Every entry point (REST, pages, the hub spawner) calls these methods; they authorize, validate,
+move the state machine, drive the backend and record an event per transition. Operations on one
+session are serialized by a per-session lock, so double deletes, deletes during a create and
+pauses during a create resolve in order, and the store's version check guards against writers in
+other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from traitlets import Float, Int, Unicode
+from traitlets.config import LoggingConfigurable
+
+from raworc_spawner.backends.base import Backend, BackendEvent, ComputeState, SessionSpec
+from raworc_spawner.errors import (
+    BackendError,
+    Conflict,
+    InvalidTransition,
+    QuotaExceeded,
+    SessionFailed,
+    SessionNotFound,
+)
+from raworc_spawner.sessions import metrics
+from raworc_spawner.sessions.events import ALL, EventBus
+from raworc_spawner.sessions.model import (
+    ACTIVE_STATES,
+    Principal,
+    Session,
+    SessionEvent,
+    SessionState,
+    check_transition,
+    new_session_id,
+    utcnow,
+)
+from raworc_spawner.sessions.requests import CreateRequest
+
+S = SessionState
+# Aliases: the classes below have a method named ``list``, which shadows the builtin there.
+SessionList = list[Session]
+EventList = list[SessionEvent]
+SYSTEM = Principal("raworc-system", admin=True)
+
+
+class Store(Protocol):
+    """What the manager needs from persistence (implemented by ``raworc_spawner.store``)."""
+
+    async def insert(self, session: Session) -> Session: ...
+    async def get(self, session_id: str) -> Session | None: ...
+    async def update(self, session: Session) -> Session: ...
+    async def delete(self, session_id: str) -> bool: ...
+    async def list(
+        self,
+        *,
+        owner: str | None = None,
+        states: Collection[SessionState] | None = None,
+        namespace: str | None = None,
+        text: str | None = None,
+        profile: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[SessionList, str | None]: ...
+    async def count_by_state(self) -> dict[SessionState, int]: ...
+    async def add_event(self, event: SessionEvent, *, keep: int = 200) -> SessionEvent: ...
+    async def events(
+        self, session_id: str, *, after_seq: int = 0, limit: int = 200
+    ) -> EventList: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a session listing and the cursor of the next page (None on the last)."""
+
+    items: SessionList
+    next_cursor: str | None
+
+
+class SessionManager(LoggingConfigurable):
+    """Creates, changes and deletes sessions over a store and a backend."""
+
+    ready_timeout_seconds = Float(
+        300.0,
+        help="""Seconds a session may take from create (or resume) to ready before it is moved
+        to error with reason ``Timeout``. Fatal conditions fail it sooner.""",
+    ).tag(config=True)
+
+    delete_timeout_seconds = Float(
+        120.0,
+        help="""Seconds to wait for a session's compute and workspace to be removed. If they are
+        not gone by then the session is moved to error (reason ``DeleteTimeout``) and kept, so
+        nothing leaks silently; deleting again retries.""",
+    ).tag(config=True)
+
+    default_waiting_timeout_seconds = Int(
+        300,
+        help="""Idle timeout (seconds without activity before a ready session is paused) for
+        sessions created without their own ``waiting_timeout_seconds``. 0 means never.""",
+    ).tag(config=True)
+
+    max_events_per_session = Int(
+        200,
+        help="""Events kept per session; older ones are dropped.""",
+    ).tag(config=True)
+
+    max_sessions_per_user = Int(
+        0,
+        help="""Most sessions one non-admin user may have at once. 0 means no limit.""",
+    ).tag(config=True)
+
+    default_namespace = Unicode(
+        "default",
+        help="""Logical namespace given to sessions created without one (not a Kubernetes
+        namespace).""",
+    ).tag(config=True)
+
+    def __init__(self, *, store: Store, backend: Backend, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store = store
+        self.backend = backend
+        self.bus = EventBus()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiters: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started: dict[str, float] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the backend and listen to its events."""
+        await self.backend.start(self._on_backend_event)
+
+    async def close(self) -> None:
+        """Stop background work; sessions' compute keeps running."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.backend.close()
+
+    # -- queries ------------------------------------------------------------------------------
+
+    async def get(self, principal: Principal, session_id: str) -> Session:
+        """The session, if it exists and the principal may see it (else SessionNotFound)."""
+        session = await self.store.get(session_id)
+        if session is None or not principal.may_see(session):
+            raise SessionNotFound(session_id)
+        return session
+
+    async def list(
+        self,
+        principal: Principal,
+        *,
+        states: Collection[SessionState] | None = None,
+        namespace: str | None = None,
+        text: str | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """A page of the sessions the principal may see, newest first."""
+        if not principal.admin:
+            owner = principal.name
+        items, next_cursor = await self.store.list(
+            owner=owner,
+            states=states,
+            namespace=namespace,
+            text=text,
+            limit=limit,
+            cursor=cursor,
+        )
+        return Page(items, next_cursor)
+
+    async def events(
+        self, principal: Principal, session_id: str, *, after_seq: int = 0, limit: int = 200
+    ) -> EventList:
+        """The session's recorded events after ``after_seq``, oldest first."""
+        await self.get(principal, session_id)
+        return await self.store.events(session_id, after_seq=after_seq, limit=limit)
+
+    async def status(self, principal: Principal, session_id: str) -> dict[str, Any]:
+        """The session with its compute and workspace as the backend sees them now."""
+        session = await self.get(principal, session_id)
+        detail = await self.backend.status(session_id)
+        recent = await self.store.events(session_id, after_seq=0, limit=self.max_events_per_session)
+        return {
+            "session": session.to_dict(),
+            "backend": detail,
+            "events": [event.to_dict() for event in recent[-20:]],
+        }
+
+    async def logs(
+        self, principal: Principal, session_id: str, *, tail: int | None, follow: bool
+    ) -> AsyncIterator[str]:
+        """The session's compute output; checks access before the first line."""
+        await self.get(principal, session_id)
+        return self.backend.logs(session_id, tail=tail, follow=follow)
+
+    def profiles(self) -> Mapping[str, Mapping[str, Any]]:
+        """The backend's profiles, by name."""
+        return self.backend.profiles()
+
+    async def count_by_state(self) -> dict[SessionState, int]:
+        """How many sessions are in each state."""
+        return await self.store.count_by_state()
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, principal: Principal, session_id: str | None = None
+    ) -> AsyncIterator[AsyncIterator[SessionEvent]]:
+        """Live events of one session (checked for access), or of all the principal may see."""
+        if session_id is not None:
+            await self.get(principal, session_id)
+        async with self.bus.subscribe(session_id or ALL) as events:
+            yield events if session_id or principal.admin else self._own(principal, events)
+
+    async def _own(
+        self, principal: Principal, events: AsyncIterator[SessionEvent]
+    ) -> AsyncIterator[SessionEvent]:
+        async for event in events:
+            session = await self.store.get(event.session_id)
+            if event.kind == "deleted" or (session and principal.may_see(session)):
+                yield event
+
+    # -- commands -----------------------------------------------------------------------------
+
+    async def create(
+        self, principal: Principal, request: CreateRequest, *, spec_extra: Mapping[str, Any] = {}
+    ) -> Session:
+        """Create a session: record it, create its workspace and compute, return it.
+
+        Returns once the backend has created the resources (so ``container_id`` and
+        ``persistent_volume_id`` are known); readiness is awaited in the background and reported
+        as a transition to ``ready`` (or ``error``). ``spec_extra`` overrides fields of the
+        backend :class:`SessionSpec` (the hub passes its command, port and environment).
+        """
+        await self._check_quota(principal)
+        session = Session(
+            id=spec_extra.get("session_id") or new_session_id(),
+            name=request.name,
+            owner=principal.name,
+            namespace=request.namespace or self.default_namespace,
+            starting_prompt=request.starting_prompt,
+            agent_ids=request.agent_ids,
+            metadata=request.metadata,
+            profile=request.profile,
+            waiting_timeout_seconds=request.waiting_timeout_seconds,
+            parent_session_id=spec_extra.get("clone_from"),
+        )
+        spec = self._spec(session, spec_extra)
+        self.backend.validate(spec)
+        session = await self.store.insert(session)
+        metrics.SESSIONS_CREATED.labels(self.backend.name).inc()
+        await self._record(session, "created", f"session {session.name!r} created", S.INIT)
+        async with self._lock(session.id):
+            return await self._start_compute(session, spec, create=True)
+
+    async def update(
+        self, principal: Principal, session_id: str, changes: Mapping[str, Any]
+    ) -> Session:
+        """Apply validated field changes (see ``requests.parse_update``)."""
+        async with self._lock(session_id):
+            session = await self.get(principal, session_id)
+            if not changes:
+                return session
+            session = await self.store.update(session.evolve(**changes))
+            await self._record(session, "updated", f"updated {', '.join(sorted(changes))}")
+            return session
+
+    async def set_state(
+        self,
+        principal: Principal,
+        session_id: str,
+        target: str,
+        *,
+        spec_extra: Mapping[str, Any] = {},
+    ) -> Session:
+        """Pause (``idle``), resume (``ready``) or mark busy/ready for an agent (``busy``)."""
+        async with self._lock(session_id):
+            session = await self.get(principal, session_id)
+            if target == S.IDLE:
+                return await self._pause(session, reason="Paused", message="paused on request")
+            if target == S.BUSY or (target == S.READY and session.state == S.BUSY):
+                message = f"agent reports {target}"
+                return await self._transition(
+                    session, S(target), "agent", message, last_activity_at=utcnow()
+                )
+            if target == S.READY and session.state in (S.READY, S.INIT):
+                return session
+            if target == S.READY:
+                return await self._resume(session, spec_extra)
+            raise InvalidTransition(f"cannot set state {target!r}")
+
+    async def pause(self, principal: Principal, session_id: str, *, reason: str) -> Session:
+        """Scale the session to zero (compute gone, workspace kept); no-op when idle."""
+        async with self._lock(session_id):
+            session = await self.get(principal, session_id)
+            if session.state == S.IDLE:
+                return session
+            return await self._pause(session, reason=reason, message=f"paused: {reason}")
+
+    async def delete(self, principal: Principal, session_id: str) -> None:
+        """Remove the compute, then the workspace, then the record.
+
+        If the backend cannot finish within ``delete_timeout_seconds`` the session is kept in
+        ``error`` with the reason and :class:`BackendError` is raised; deleting again retries.
+        """
+        began = time.monotonic()
+        async with self._lock(session_id):
+            session = await self.get(principal, session_id)
+            self._cancel_waiter(session_id)
+            if session.state != S.DELETING:
+                session = await self._transition(session, S.DELETING, "deleting", "deleting")
+            try:
+                async with asyncio.timeout(self.delete_timeout_seconds):
+                    await self.backend.delete(session_id)
+            except (TimeoutError, BackendError) as e:
+                reason = "DeleteTimeout" if isinstance(e, TimeoutError) else "DeleteFailed"
+                message = f"could not remove the session's resources: {e or 'timed out'}"
+                await self._fail(session, reason, message)
+                raise BackendError(message) from e
+            await self.store.delete(session_id)
+        self._locks.pop(session_id, None)
+        metrics.SESSIONS_DELETED.labels(self.backend.name).inc()
+        metrics.DELETE_DURATION.labels(self.backend.name).observe(time.monotonic() - began)
+        self.bus.publish(SessionEvent(session_id, 0, "deleted", "session deleted"))
+        self.bus.close_session(session_id)
+
+    async def touch(self, session_id: str) -> None:
+        """Note activity on a session (used by proxies and agents)."""
+        session = await self.store.get(session_id)
+        if session is not None:
+            with contextlib.suppress(Conflict, SessionNotFound):
+                await self.store.update(session.evolve(last_activity_at=utcnow()))
+
+    async def adopt_starting(self, session_id: str) -> None:
+        """Watch a session found in ``init`` with compute (after a restart) until it is ready."""
+        async with self._lock(session_id):
+            self._started[session_id] = time.monotonic()
+            self._watch_ready(session_id)
+
+    async def restart_lost(self, session_id: str) -> Session:
+        """Recreate the compute of a session whose compute vanished."""
+        async with self._lock(session_id):
+            session = await self.get(SYSTEM, session_id)
+            session = await self._transition(
+                session, S.INIT, "restarting", "compute was lost; restarting", reason="ComputeLost"
+            )
+            return await self._start_compute(session, self._spec(session, {}), create=False)
+
+    # -- internals: state machine -------------------------------------------------------------
+
+    async def _start_compute(self, session: Session, spec: SessionSpec, *, create: bool) -> Session:
+        try:
+            placement = await self.backend.create(spec)
+        except BackendError as e:
+            reason = e.reason if isinstance(e, SessionFailed) else "BackendError"
+            return await self._fail(session, reason, e.message)
+        session = await self._save(
+            session,
+            container_id=placement.container_id,
+            persistent_volume_id=placement.persistent_volume_id,
+            error=None,
+        )
+        self._started[session.id] = time.monotonic()
+        self._watch_ready(session.id)
+        return session
+
+    async def _pause(self, session: Session, *, reason: str, message: str) -> Session:
+        check_transition(session.state, S.IDLE)
+        self._cancel_waiter(session.id)
+        await self.backend.pause(session.id)
+        return await self._transition(
+            session, S.IDLE, "paused", message, reason=reason, terminated_at=utcnow()
+        )
+
+    async def _resume(self, session: Session, spec_extra: Mapping[str, Any]) -> Session:
+        check_transition(session.state, S.INIT)
+        session = await self._transition(
+            session, S.INIT, "resuming", "resuming", error=None, termination_reason=None
+        )
+        return await self._start_compute(session, self._spec(session, spec_extra), create=False)
+
+    async def _transition(
+        self,
+        session: Session,
+        target: SessionState,
+        kind: str,
+        message: str,
+        *,
+        reason: str | None = None,
+        **fields: Any,
+    ) -> Session:
+        check_transition(session.state, target)
+        previous = session.state
+        if target == S.IDLE:
+            fields.setdefault("termination_reason", reason)
+        session = await self._save(session, state=target, **fields)
+        metrics.TRANSITIONS.labels(previous.value, target.value).inc()
+        await self._record(session, kind, message, target, reason=reason)
+        return session
+
+    async def _fail(self, session: Session, reason: str, message: str) -> Session:
+        metrics.SESSION_FAILURES.labels(reason).inc()
+        self.log.warning("session %s failed: %s: %s", session.id, reason, message)
+        fresh = await self.store.get(session.id) or session
+        if fresh.state == S.ERROR:
+            return await self._save(fresh, error=f"{reason}: {message}")
+        return await self._transition(
+            fresh,
+            S.ERROR,
+            "failed",
+            message,
+            reason=reason,
+            error=f"{reason}: {message}",
+            termination_reason=reason,
+        )
+
+    async def _save(self, session: Session, **fields: Any) -> Session:
+        """Write ``fields``; on a concurrent write elsewhere, re-read and re-apply once."""
+        try:
+            return await self.store.update(session.evolve(**fields))
+        except Conflict:
+            fresh = await self.store.get(session.id)
+            if fresh is None:
+                raise SessionNotFound(session.id) from None
+            return await self.store.update(fresh.evolve(**fields))
+
+    async def _record(
+        self,
+        session: Session,
+        kind: str,
+        message: str,
+        state: SessionState | None = None,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        event = SessionEvent(session.id, 0, kind, message, state=state, reason=reason)
+        stored = await self.store.add_event(event, keep=self.max_events_per_session)
+        self.bus.publish(stored)
+
+    # -- internals: readiness -----------------------------------------------------------------
+
+    def _watch_ready(self, session_id: str) -> None:
+        self._cancel_waiter(session_id)
+        task = self._spawn(self._await_ready(session_id))
+        self._waiters[session_id] = task
+
+    def _cancel_waiter(self, session_id: str) -> None:
+        task = self._waiters.pop(session_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _await_ready(self, session_id: str) -> None:
+        try:
+            placement = await self.backend.wait_ready(
+                session_id, timeout=self.ready_timeout_seconds
+            )
+        except SessionFailed as e:
+            await self._settle(session_id, failure=(e.reason, e.detail))
+        except TimeoutError:
+            seconds = self.ready_timeout_seconds
+            await self._settle(session_id, failure=("Timeout", f"not ready after {seconds:g} s"))
+        else:
+            await self._settle(session_id, container_id=placement.container_id)
+        finally:
+            if self._waiters.get(session_id) is asyncio.current_task():
+                del self._waiters[session_id]
+
+    async def _settle(
+        self,
+        session_id: str,
+        *,
+        failure: tuple[str, str] | None = None,
+        container_id: str | None = None,
+    ) -> None:
+        async with self._lock(session_id):
+            session = await self.store.get(session_id)
+            if session is None or session.state != S.INIT:
+                return  # paused, deleted or failed meanwhile: nothing to settle
+            if failure is not None:
+                await self._fail(session, *failure)
+                return
+            now = utcnow()
+            fields: dict[str, Any] = {"started_at": now, "last_activity_at": now}
+            if container_id:
+                fields["container_id"] = container_id
+            await self._transition(session, S.READY, "ready", "session is ready", **fields)
+            began = self._started.pop(session_id, None)
+            if began is not None:
+                elapsed = time.monotonic() - began
+                metrics.CREATE_DURATION.labels(self.backend.name).observe(elapsed)
+
+    def _on_backend_event(self, event: BackendEvent) -> None:
+        self._spawn(self._handle_backend_event(event))
+
+    async def _handle_backend_event(self, event: BackendEvent) -> None:
+        session = await self.store.get(event.session_id)
+        if session is None:
+            return
+        if event.kind == "exited" and session.state in (S.READY, S.BUSY):
+            async with self._lock(session.id):
+                fresh = await self.store.get(session.id)
+                if fresh is not None and fresh.state in (S.READY, S.BUSY):
+                    await self._fail(fresh, event.reason or "Exited", event.message)
+            return
+        await self._record(session, event.kind, event.message, reason=event.reason)
+
+    # -- internals: helpers -------------------------------------------------------------------
+
+    def _spec(self, session: Session, extra: Mapping[str, Any]) -> SessionSpec:
+        fields = {k: v for k, v in extra.items() if k != "session_id"}
+        return SessionSpec(
+            session_id=session.id,
+            name=session.name,
+            owner=session.owner,
+            starting_prompt=session.starting_prompt,
+            profile=session.profile,
+            **fields,
+        )
+
+    async def _check_quota(self, principal: Principal) -> None:
+        limit = self.max_sessions_per_user
+        if limit <= 0 or principal.admin:
+            return
+        page = await self.store.list(owner=principal.name, limit=limit)
+        if len(page[0]) >= limit:
+            raise QuotaExceeded(f"user {principal.name!r} already has {limit} sessions (the limit)")
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = self._locks[session_id] = asyncio.Lock()
+        return lock
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("background task failed", exc_info=task.exception())
+
+    def compute_state(self, session_id: str) -> ComputeState:
+        """The backend's cached view of a session's compute (no I/O)."""
+        return self.backend.compute_state(session_id)
+
+    @staticmethod
+    def is_active(session: Session) -> bool:
+        """Whether a session has or is getting compute."""
+        return session.state in ACTIVE_STATES

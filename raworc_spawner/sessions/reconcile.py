@@ -1,0 +1,153 @@
+"""Reconciliation: make the records and what the backend really has agree.
+
+Runs at start-up (after a crash or a kill -9 anything may be half done) and periodically:
+
+- a record in ``deleting`` finishes its delete;
+- a record that should have compute but has none (the process died with the server, the pod was
+  evicted) becomes ``idle`` with its workspace kept, or gets its compute recreated (policy);
+- a record in ``init`` whose compute exists is watched until ready again;
+- compute or a workspace without a record is an orphan: deleted after a grace period, or kept
+  and reported (policy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from traitlets import Enum, Float
+from traitlets.config import LoggingConfigurable
+
+from raworc_spawner.backends.base import ComputeState
+from raworc_spawner.errors import RaworcError
+from raworc_spawner.sessions.manager import SYSTEM, SessionManager
+from raworc_spawner.sessions.model import Session, SessionState
+
+S = SessionState
+
+
+class Reconciler(LoggingConfigurable):
+    """Brings records and backend resources back into agreement."""
+
+    orphan_policy = Enum(
+        ["delete", "keep"],
+        default_value="delete",
+        help="""What to do with compute or workspaces that carry our labels but have no session
+        record: ``delete`` them after ``orphan_grace_seconds``, or ``keep`` them and log them.""",
+    ).tag(config=True)
+
+    orphan_grace_seconds = Float(
+        60.0,
+        help="""Seconds an orphan must stay orphaned before it is deleted, so that a create in
+        flight in another process is not mistaken for one. At start-up orphans of the previous
+        run are older than that by construction and are deleted at once.""",
+    ).tag(config=True)
+
+    lost_compute_policy = Enum(
+        ["idle", "restart"],
+        default_value="idle",
+        help="""What to do with a session whose compute vanished (server restart, eviction, node
+        loss): mark it ``idle`` (it wakes on the next resume) or ``restart`` its compute.""",
+    ).tag(config=True)
+
+    interval_seconds = Float(
+        300.0,
+        help="""Seconds between periodic reconciliations after the one at start-up. 0 means only
+        at start-up.""",
+    ).tag(config=True)
+
+    def __init__(self, *, manager: SessionManager, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.manager = manager
+        self._orphans_seen: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Reconcile once now, then periodically in the background."""
+        await self.reconcile(startup=True)
+        if self.interval_seconds > 0:
+            self._task = asyncio.create_task(self._loop())
+
+    async def close(self) -> None:
+        """Stop the periodic reconciliation."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def reconcile(self, *, startup: bool = False) -> dict[str, list[str]]:
+        """One pass; returns what it did, by action, for logs and the CLI."""
+        actions: dict[str, list[str]] = {}
+        known: set[str] = set()
+        cursor: str | None = None
+        while True:
+            page = await self.manager.list(SYSTEM, limit=200, cursor=cursor)
+            for session in page.items:
+                known.add(session.id)
+                action = await self._reconcile_session(session)
+                if action:
+                    actions.setdefault(action, []).append(session.id)
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        for orphan in await self._orphans(known, startup=startup):
+            actions.setdefault("orphan", []).append(orphan)
+        if actions:
+            self.log.info("reconciled: %s", {k: len(v) for k, v in actions.items()})
+        return actions
+
+    async def _reconcile_session(self, session: Session) -> str | None:
+        try:
+            return await self._reconcile_one(session)
+        except RaworcError as e:
+            self.log.warning("could not reconcile session %s: %s", session.id, e)
+            return None
+
+    async def _reconcile_one(self, session: Session) -> str | None:
+        compute = self.manager.compute_state(session.id)
+        if session.state == S.DELETING:
+            await self.manager.delete(SYSTEM, session.id)
+            return "deleted"
+        if session.state not in (S.INIT, S.READY, S.BUSY):
+            return None
+        if compute in (ComputeState.RUNNING, ComputeState.STARTING):
+            if session.state == S.INIT:
+                await self.manager.adopt_starting(session.id)
+                return "watching"
+            return None
+        if self.lost_compute_policy == "restart":
+            await self.manager.restart_lost(session.id)
+            return "restarted"
+        await self.manager.pause(SYSTEM, session.id, reason="ComputeLost")
+        return "idled"
+
+    async def _orphans(self, known: set[str], *, startup: bool) -> list[str]:
+        inventory = await self.manager.backend.inventory()
+        orphans = sorted((inventory.compute | inventory.workspaces) - known)
+        # A session may have been created after the listing above: check the record again.
+        orphans = [o for o in orphans if await self.manager.store.get(o) is None]
+        now = time.monotonic()
+        due: list[str] = []
+        for orphan in orphans:
+            first = self._orphans_seen.setdefault(orphan, now)
+            if startup or now - first >= self.orphan_grace_seconds:
+                due.append(orphan)
+        self._orphans_seen = {o: t for o, t in self._orphans_seen.items() if o in orphans}
+        for orphan in due:
+            if self.orphan_policy == "delete":
+                self.log.warning("deleting orphaned resources of unknown session %s", orphan)
+                await self.manager.backend.delete(orphan)
+                self._orphans_seen.pop(orphan, None)
+            else:
+                self.log.warning("orphaned resources of unknown session %s kept (policy)", orphan)
+        return due
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_seconds)
+            try:
+                await self.reconcile()
+            except Exception:
+                self.log.exception("periodic reconciliation failed; will try again")
