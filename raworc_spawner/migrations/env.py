@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from raworc_spawner.store import metadata
+from raworc_spawner.store.schema import metadata
 
 config = context.config
 
