@@ -1,0 +1,50 @@
+"""The Tornado application: every handler module contributes its ``routes`` list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import tornado.web
+
+from raworc_spawner.handlers import api, events, metrics, openapi, system
+from raworc_spawner.handlers.auth import TokenAuthenticator
+from raworc_spawner.handlers.base import NotFoundHandler
+from raworc_spawner.sessions.manager import SessionManager
+
+ROUTE_MODULES = (api, events, system, metrics, openapi)
+
+
+def make_web_app(
+    *,
+    manager: SessionManager,
+    auth: TokenAuthenticator,
+    max_body_bytes: int,
+    cookie_secret: bytes,
+    extra_routes: Sequence[Any] = (),
+    template_path: str | None = None,
+    static_path: str | None = None,
+    **settings: Any,
+) -> tornado.web.Application:
+    """Build the application: API, events, health, metrics and OpenAPI routes, then extras.
+
+    Handlers find ``manager``, ``auth`` and ``max_body_bytes`` in the application settings;
+    ``settings`` adds or overrides Tornado settings (``sse_heartbeat_seconds`` among them).
+    Unknown paths answer a JSON 404.
+    """
+    rules: list[Any] = [rule for module in ROUTE_MODULES for rule in module.routes]
+    rules.extend(extra_routes)
+    if template_path is not None:
+        settings.setdefault("template_path", template_path)
+    if static_path is not None:
+        settings.setdefault("static_path", static_path)
+    return tornado.web.Application(
+        rules,
+        manager=manager,
+        auth=auth,
+        max_body_bytes=max_body_bytes,
+        cookie_secret=cookie_secret,
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"route_name": "not_found"},
+        **settings,
+    )
