@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from traitlets import Float, Int, Unicode
+from traitlets import Enum, Float, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from raworc_spawner.backends.base import Backend, BackendEvent, ComputeState, SessionSpec
@@ -112,6 +112,14 @@ class SessionManager(LoggingConfigurable):
     max_sessions_per_user = Int(
         0,
         help="""Most sessions one non-admin user may have at once. 0 means no limit.""",
+    ).tag(config=True)
+
+    lost_compute_policy = Enum(
+        ["idle", "restart"],
+        default_value="idle",
+        help="""What to do with a session whose compute vanished by itself (eviction, node loss,
+        a pod deleted by hand, compute gone across a server restart): mark it ``idle`` (it
+        wakes on the next resume, workspace intact) or ``restart`` its compute at once.""",
     ).tag(config=True)
 
     default_namespace = Unicode(
@@ -255,10 +263,12 @@ class SessionManager(LoggingConfigurable):
         )
         spec = self._spec(session, spec_extra)
         self.backend.validate(spec)
-        session = await self.store.insert(session)
-        metrics.SESSIONS_CREATED.labels(self.backend.name).inc()
-        await self._record(session, "created", f"session {session.name!r} created", S.INIT)
+        # The lock is taken before the record exists, so that a delete or pause arriving as
+        # soon as the record is visible waits for the backend objects to exist first.
         async with self._lock(session.id):
+            session = await self.store.insert(session)
+            metrics.SESSIONS_CREATED.labels(self.backend.name).inc()
+            await self._record(session, "created", f"session {session.name!r} created", S.INIT)
             return await self._start_compute(session, spec, create=True)
 
     async def update(
@@ -345,13 +355,22 @@ class SessionManager(LoggingConfigurable):
             self._started[session_id] = time.monotonic()
             self._watch_ready(session_id)
 
-    async def restart_lost(self, session_id: str) -> Session:
-        """Recreate the compute of a session whose compute vanished."""
+    async def compute_lost(self, session_id: str, message: str) -> Session | None:
+        """Apply ``lost_compute_policy`` to a session whose compute vanished by itself."""
         async with self._lock(session_id):
-            session = await self.get(SYSTEM, session_id)
-            session = await self._transition(
-                session, S.INIT, "restarting", "compute was lost; restarting", reason="ComputeLost"
-            )
+            session = await self.store.get(session_id)
+            if session is None or session.state not in ACTIVE_STATES:
+                return session
+            self._cancel_waiter(session_id)
+            if self.lost_compute_policy == "idle":
+                await self.backend.pause(session_id)
+                return await self._transition(
+                    session, S.IDLE, "paused", message, reason="ComputeLost", terminated_at=utcnow()
+                )
+            if session.state != S.INIT:
+                session = await self._transition(
+                    session, S.INIT, "restarting", message, reason="ComputeLost"
+                )
             return await self._start_compute(session, self._spec(session, {}), create=False)
 
     # -- internals: state machine -------------------------------------------------------------
@@ -503,6 +522,10 @@ class SessionManager(LoggingConfigurable):
     async def _handle_backend_event(self, event: BackendEvent) -> None:
         session = await self.store.get(event.session_id)
         if session is None:
+            return
+        if event.kind == "lost":
+            await self._record(session, "warning", event.message, reason=event.reason)
+            await self.compute_lost(session.id, f"compute lost: {event.message}")
             return
         if event.kind == "exited" and session.state in (S.READY, S.BUSY):
             async with self._lock(session.id):

@@ -45,13 +45,6 @@ class Reconciler(LoggingConfigurable):
         run are older than that by construction and are deleted at once.""",
     ).tag(config=True)
 
-    lost_compute_policy = Enum(
-        ["idle", "restart"],
-        default_value="idle",
-        help="""What to do with a session whose compute vanished (server restart, eviction, node
-        loss): mark it ``idle`` (it wakes on the next resume) or ``restart`` its compute.""",
-    ).tag(config=True)
-
     interval_seconds = Float(
         300.0,
         help="""Seconds between periodic reconciliations after the one at start-up. 0 means only
@@ -117,11 +110,8 @@ class Reconciler(LoggingConfigurable):
                 await self.manager.adopt_starting(session.id)
                 return "watching"
             return None
-        if self.lost_compute_policy == "restart":
-            await self.manager.restart_lost(session.id)
-            return "restarted"
-        await self.manager.pause(SYSTEM, session.id, reason="ComputeLost")
-        return "idled"
+        await self.manager.compute_lost(session.id, "compute is gone (found at reconciliation)")
+        return f"compute lost ({self.manager.lost_compute_policy})"
 
     async def _orphans(self, known: set[str], *, startup: bool) -> list[str]:
         inventory = await self.manager.backend.inventory()

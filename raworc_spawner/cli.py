@@ -1,0 +1,107 @@
+"""The ``raworc-spawner`` command: ``serve``, ``config``, ``sessions …`` and operator tools."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from raworc_spawner import __version__
+from raworc_spawner.app import RaworcApp, exit_with_config_error
+from raworc_spawner.errors import InvalidConfig
+
+USAGE = f"""raworc-spawner {__version__}
+
+Usage: raworc-spawner VERB [options]
+
+Verbs:
+  serve        run the server (the default verb; see --help-all for every setting)
+  config       print the effective settings and where each came from (--json for JSON)
+  sessions     manage sessions through the REST API (list, create, get, delete, pause, resume)
+  version      print the version
+
+Settings come from defaults < environment and .env < raworc_config.py (--config) < flags.
+Run `raworc-spawner serve --help-all` to list every setting with its help.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Dispatch on the verb; returns the process exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    verb = args.pop(0) if args and not args[0].startswith("-") else "serve"
+    handler = VERBS.get(verb)
+    if handler is None:
+        print(f"raworc-spawner: unknown verb {verb!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    return handler(args)
+
+
+def _app(args: list[str]) -> RaworcApp:
+    app = RaworcApp()
+    try:
+        app.initialize(args)
+    except InvalidConfig as e:
+        exit_with_config_error(e, app)
+    return app
+
+
+def _serve(args: list[str]) -> int:
+    app = _app(args)
+    try:
+        app.start()
+    except InvalidConfig as e:
+        exit_with_config_error(e, app)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _config(args: list[str]) -> int:
+    as_json = "--json" in args
+    app = _app([a for a in args if a != "--json"])
+    rows = app.setting_sources()
+    if as_json:
+        data = [
+            {"setting": f"{cls}.{name}", "value": _jsonable(value), "source": source}
+            for cls, name, value, source in rows
+        ]
+        print(json.dumps(data, indent=2))
+        return 0
+    width = max(len(f"{cls}.{name}") for cls, name, _, _ in rows)
+    for cls, name, value, source in rows:
+        shown = "<set>" if "token" in name and value else repr(value)
+        print(f"{cls + '.' + name:<{width}}  {shown:<40}  {source}")
+    return 0
+
+
+def _sessions(args: list[str]) -> int:
+    from raworc_spawner.cli_sessions import main as sessions_main
+
+    return sessions_main(args)
+
+
+def _version(args: list[str]) -> int:
+    print(__version__)
+    return 0
+
+
+def _jsonable(value: object) -> object:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+VERBS: dict[str, Callable[[list[str]], int]] = {
+    "serve": _serve,
+    "config": _config,
+    "sessions": _sessions,
+    "version": _version,
+}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

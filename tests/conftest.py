@@ -1,0 +1,77 @@
+"""Shared fixtures: fail on leaked asyncio tasks and on session processes left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from raworc_spawner.backends.local import LocalBackend
+from raworc_spawner.sessions.manager import SessionManager
+from raworc_spawner.store import SessionStore
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip visibly when ``condition`` is false, or fail under CI where everything must run."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _no_env_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep the developer's environment (RAWORC_*, KUBERNETES_*) out of every test."""
+    for name in list(os.environ):
+        if name.startswith(("RAWORC_", "KUBERNETES_")) or name == "RUST_LOG":
+            if name != "RAWORC_TEST_POSTGRES_URL":
+                monkeypatch.delenv(name)
+    yield
+
+
+@pytest_asyncio.fixture
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail the test if it leaves asyncio tasks running."""
+    before = asyncio.all_tasks()
+    yield
+    await asyncio.sleep(0)
+    leaked = [t for t in asyncio.all_tasks() - before if not t.done()]
+    leaked = [t for t in leaked if t is not asyncio.current_task()]
+    assert not leaked, f"leaked tasks: {leaked}"
+
+
+@pytest_asyncio.fixture
+async def local_manager(tmp_path: Path, no_leaked_tasks: None) -> AsyncIterator[SessionManager]:
+    """A session manager over a SQLite store and the local backend, in a temporary directory."""
+    store = SessionStore.sqlite_in(tmp_path)
+    await store.open()
+    backend = LocalBackend(data_dir=str(tmp_path), ready_after_seconds=0.05, stop_grace_seconds=2)
+    manager = SessionManager(store=store, backend=backend)
+    await manager.start()
+    try:
+        yield manager
+    finally:
+        for pid in _session_pids(backend):
+            _kill_group(pid)
+        await manager.close()
+        await store.close()
+
+
+def _session_pids(backend: LocalBackend) -> list[int]:
+    return [proc.pid for proc in backend._procs.values()]
+
+
+def _kill_group(pid: int) -> None:
+    import signal
+
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

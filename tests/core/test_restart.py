@@ -1,0 +1,102 @@
+"""A restarted server re-adopts running processes, idles dead ones and kills orphans."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from raworc_spawner.backends.local import LocalBackend
+from raworc_spawner.sessions.manager import SessionManager
+from raworc_spawner.sessions.model import Principal
+from raworc_spawner.sessions.reconcile import Reconciler
+from raworc_spawner.sessions.requests import parse_create
+from raworc_spawner.store import SessionStore
+from tests.core.test_manager import pid_alive, wait_state
+
+ALICE = Principal("alice")
+
+
+@asynccontextmanager
+async def server(data_dir: Path) -> AsyncIterator[SessionManager]:
+    """One 'server lifetime': store, backend, manager and start-up reconciliation."""
+    store = SessionStore.sqlite_in(data_dir)
+    await store.open()
+    backend = LocalBackend(data_dir=str(data_dir), ready_after_seconds=0.05)
+    manager = SessionManager(store=store, backend=backend)
+    await manager.start()
+    reconciler = Reconciler(manager=manager, interval_seconds=0)
+    await reconciler.start()
+    try:
+        yield manager
+    finally:
+        await reconciler.close()
+        await manager.close()
+        await store.close()
+
+
+def pid_of(manager: SessionManager, session_id: str) -> int:
+    return manager.backend._procs[session_id].pid  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_running_processes_are_readopted_after_a_restart(tmp_path: Path) -> None:
+    async with server(tmp_path) as manager:
+        session = await manager.create(ALICE, parse_create({"name": "survivor"}))
+        await wait_state(manager, session.id, "ready")
+        pid = pid_of(manager, session.id)
+    assert pid_alive(pid)  # a server stop leaves compute running
+    async with server(tmp_path) as manager:
+        assert (await manager.get(ALICE, session.id)).state == "ready"
+        assert pid_of(manager, session.id) == pid
+        await manager.delete(ALICE, session.id)
+        assert not pid_alive(pid)
+
+
+@pytest.mark.asyncio
+async def test_sessions_whose_process_died_with_the_server_become_idle(tmp_path: Path) -> None:
+    async with server(tmp_path) as manager:
+        session = await manager.create(ALICE, parse_create({"name": "lost"}))
+        await wait_state(manager, session.id, "ready")
+        pid = pid_of(manager, session.id)
+    os.killpg(pid, signal.SIGKILL)
+    await asyncio.sleep(0.1)
+    async with server(tmp_path) as manager:
+        restarted = await manager.get(ALICE, session.id)
+        assert restarted.state == "idle" and restarted.termination_reason == "ComputeLost"
+        assert manager.backend.workspace(session.id).is_dir()  # type: ignore[attr-defined]
+        await manager.set_state(ALICE, session.id, "ready")
+        await wait_state(manager, session.id, "ready")
+        await manager.delete(ALICE, session.id)
+
+
+@pytest.mark.asyncio
+async def test_a_process_of_a_deleted_session_never_survives_a_restart(tmp_path: Path) -> None:
+    async with server(tmp_path) as manager:
+        session = await manager.create(ALICE, parse_create({"name": "orphan"}))
+        await wait_state(manager, session.id, "ready")
+        pid = pid_of(manager, session.id)
+        await manager.store.delete(session.id)  # as if the server died mid-delete
+    async with server(tmp_path) as manager:
+        assert not pid_alive(pid)
+        inventory = await manager.backend.inventory()
+        assert session.id not in inventory.compute | inventory.workspaces
+
+
+@pytest.mark.asyncio
+async def test_a_session_left_deleting_finishes_its_delete_at_start_up(tmp_path: Path) -> None:
+    async with server(tmp_path) as manager:
+        session = await manager.create(ALICE, parse_create({"name": "half"}))
+        await wait_state(manager, session.id, "ready")
+        pid = pid_of(manager, session.id)
+        fresh = await manager.store.get(session.id)
+        assert fresh is not None
+        await manager.store.update(fresh.evolve(state="deleting"))
+    async with server(tmp_path) as manager:
+        assert (await manager.list(Principal("x", admin=True))).items == []
+        assert not pid_alive(pid)
