@@ -121,6 +121,8 @@ def _prompt(value: object) -> str:
 def _agent_ids(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise ValidationError("agent_ids", "must be a list of non-empty strings")
+    if _has_nul(value):
+        raise ValidationError("agent_ids", "must not contain NUL characters")
     if len(value) > MAX_AGENT_IDS:
         raise ValidationError("agent_ids", f"must have at most {MAX_AGENT_IDS} entries")
     return tuple(value)
@@ -131,6 +133,10 @@ def _metadata(value: object) -> dict[str, Any]:
         raise ValidationError("metadata", f"must be a JSON object, not {_type(value)}")
     if len(json.dumps(value)) > MAX_METADATA_BYTES:
         raise ValidationError("metadata", f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
+    if _has_nul(value):
+        raise ValidationError(
+            "metadata", "must not contain NUL characters (PostgreSQL refuses them)"
+        )
     return value
 
 
@@ -153,6 +159,17 @@ def _profile(value: object) -> str | None:
     if not isinstance(value, str):
         raise ValidationError("profile", f"must be a string, not {_type(value)}")
     return value
+
+
+def _has_nul(value: object) -> bool:
+    """Whether a string anywhere in a JSON value (keys included) contains NUL."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def _object(body: object) -> Mapping[str, Any]:
