@@ -1,0 +1,116 @@
+"""Names, labels and annotations of the Kubernetes objects a session owns.
+
+The seed's contract: a pod ``session-{id}`` and a PVC ``session-pvc-{id}``, both labelled
+``app=raworc, component=session, session-id=<id>, session-name=<name>``. A session name is free
+text, so its label is sanitized (:func:`label_value`) and the raw name kept in an annotation.
+
+>>> pod_name("66709101-b7dd-460f-95a3-799177797a5c")
+'session-66709101-b7dd-460f-95a3-799177797a5c'
+>>> label_value("ml-training-session")
+'ml-training-session'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+APP_LABEL = "app"
+COMPONENT_LABEL = "component"
+SESSION_ID_LABEL = "session-id"
+SESSION_NAME_LABEL = "session-name"
+CONTRACT_LABELS = (APP_LABEL, COMPONENT_LABEL, SESSION_ID_LABEL, SESSION_NAME_LABEL)
+APP = "raworc"
+COMPONENT = "session"
+SESSION_SELECTOR = f"{APP_LABEL}={APP},{COMPONENT_LABEL}={COMPONENT}"
+
+ANNOTATION_PREFIX = "raworc.dev/"
+SESSION_NAME_ANNOTATION = "raworc.dev/session-name"
+OWNER_ANNOTATION = "raworc.dev/owner"
+PROFILE_ANNOTATION = "raworc.dev/profile"
+CLONED_FROM_ANNOTATION = "raworc.dev/cloned-from"
+
+NETWORK_POLICY_NAME = "session-pods-isolation"
+
+LABEL_VALUE_MAX = 63
+_LABEL_VALUE_RE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+_NOT_ALLOWED_RE = re.compile(r"[^-A-Za-z0-9_.]+")
+_DNS1123_SUBDOMAIN_RE = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
+_HASH_LEN = 8
+
+
+def pod_name(session_id: str) -> str:
+    """The name of a session's pod: ``session-{id}``."""
+    return _object_name(f"session-{session_id}")
+
+
+def pvc_name(session_id: str) -> str:
+    """The name of a session's workspace claim: ``session-pvc-{id}``."""
+    return _object_name(f"session-pvc-{session_id}")
+
+
+def is_label_value(text: str) -> bool:
+    """Whether ``text`` is a valid Kubernetes label value (the empty string is one)."""
+    return len(text) <= LABEL_VALUE_MAX and _LABEL_VALUE_RE.fullmatch(text) is not None
+
+
+def is_dns1123_subdomain(text: str) -> bool:
+    """Whether ``text`` is a DNS-1123 subdomain: the rule for most Kubernetes object names."""
+    return len(text) <= 253 and _DNS1123_SUBDOMAIN_RE.fullmatch(text) is not None
+
+
+def label_value(text: str) -> str:
+    """Turn any text into a valid label value, deterministically.
+
+    Valid values come back unchanged. Anything else is transliterated to ASCII, runs of other
+    characters become ``-``, it is cut to fit, and ``-`` plus 8 hex digits of the SHA-256 of the
+    original text are appended, so two names that differ stay distinct after sanitizing.
+    """
+    if is_label_value(text):
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_LEN]
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    base = _NOT_ALLOWED_RE.sub("-", ascii_text)
+    base = base[: LABEL_VALUE_MAX - _HASH_LEN - 1]
+    base = re.sub(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$", "", base)
+    return f"{base}-{digest}" if base else digest
+
+
+def session_labels(session_id: str, name: str) -> dict[str, str]:
+    """The four contract labels of a session's pod and PVC."""
+    return {
+        APP_LABEL: APP,
+        COMPONENT_LABEL: COMPONENT,
+        SESSION_ID_LABEL: label_value(session_id),
+        SESSION_NAME_LABEL: label_value(name),
+    }
+
+
+def session_id_of(metadata: Any) -> str | None:
+    """The session id an object belongs to, from its metadata's labels; None if not a session's.
+
+    Accepts object metadata as a dict (``obj["metadata"]``), a whole object dict, or a client
+    model with a ``labels`` attribute.
+    """
+    if isinstance(metadata, Mapping) and "metadata" in metadata:
+        metadata = metadata["metadata"]
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    if labels is None and not isinstance(metadata, Mapping):
+        labels = getattr(metadata, "labels", None)
+    if not isinstance(labels, Mapping):
+        return None
+    if labels.get(APP_LABEL) != APP or labels.get(COMPONENT_LABEL) != COMPONENT:
+        return None
+    session_id = labels.get(SESSION_ID_LABEL)
+    return str(session_id) if session_id else None
+
+
+def _object_name(name: str) -> str:
+    if not is_dns1123_subdomain(name):
+        raise ValueError(f"{name!r} is not a valid Kubernetes object name (DNS-1123 subdomain)")
+    return name
