@@ -50,8 +50,10 @@ async def test_200_concurrent_creates_make_200_ready_sessions_with_distinct_proc
     ids = {r.json()["id"] for r in responses}
     assert len(ids) == 200
     async with asyncio.timeout(30):
-        while len(ready := await all_sessions(client, state="ready")) < 200:
+        ready = await all_sessions(client, state="ready")
+        while len(ready) < 200:
             await asyncio.sleep(0.1)
+            ready = await all_sessions(client, state="ready")
     assert {s["id"] for s in ready} == ids
     assert len(await all_sessions(client)) == 200
     statuses = await asyncio.gather(*(client.get(f"{API}/sessions/{i}/status") for i in ids))

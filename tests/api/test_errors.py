@@ -37,14 +37,23 @@ async def ready_session(server: Server) -> str:
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic YTpi"}, {"Authorization": "Bearer"}],
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic YTpi"},
+        {"Authorization": "Bearer"},
+    ],
     ids=["missing", "wrong token", "basic scheme", "empty bearer"],
-)  # fmt: skip
+)
 async def test_requests_without_a_valid_token_get_401_with_a_bearer_challenge(
     server: Server, headers: dict[str, str]
 ) -> None:
     client = server.client(None)
-    for method, path in [("GET", "/sessions"), ("POST", "/sessions"), ("DELETE", f"/sessions/{uuid.uuid4()}")]:  # fmt: skip
+    for method, path in [
+        ("GET", "/sessions"),
+        ("POST", "/sessions"),
+        ("DELETE", f"/sessions/{uuid.uuid4()}"),
+    ]:
         response = await client.request(method, API + path, headers=headers, json={"name": "x"})
         assert_error(response, 401, "unauthorized")
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -231,8 +240,10 @@ JSON_VALUES = st.recursive(
     max_leaves=12,
 )
 FIELDS = st.sampled_from(
-    ["name", "namespace", "starting_prompt", "agent_ids", "metadata", "waiting_timeout_seconds"]
-    + ["profile", "state", "bogus", ""]
+    [
+        *("name", "namespace", "starting_prompt", "agent_ids", "metadata"),
+        *("waiting_timeout_seconds", "profile", "state", "bogus", ""),
+    ]
 )
 BODIES = st.dictionaries(FIELDS, JSON_VALUES, max_size=4) | JSON_VALUES
 RAW = st.binary(max_size=200) | st.text(max_size=200).map(

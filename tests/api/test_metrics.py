@@ -30,7 +30,10 @@ async def test_metrics_show_sessions_by_state_lifecycle_counts_and_http_requests
 ) -> None:
     client = server.client()
     before = (await server.client(None).get("/metrics")).text
-    ids = [(await client.post(f"{API}/sessions", json={"name": f"m{i}"})).json()["id"] for i in range(3)]  # fmt: skip
+    ids = [
+        (await client.post(f"{API}/sessions", json={"name": f"m{i}"})).json()["id"]
+        for i in range(3)
+    ]
     for session_id in ids:
         await wait_for_state(client, session_id, "ready")
     await client.put(f"{API}/sessions/{ids[0]}/state", json={"state": "idle"})
@@ -52,7 +55,9 @@ async def test_metrics_show_sessions_by_state_lifecycle_counts_and_http_requests
         "raworc_session_create_duration_seconds",
         "raworc_session_delete_duration_seconds",
     ]:
-        assert sample(after, f"{name}_count", backend="local") > sample(before, f"{name}_count", backend="local")  # fmt: skip
+        assert sample(after, f"{name}_count", backend="local") > sample(
+            before, f"{name}_count", backend="local"
+        )
     requests = "raworc_http_requests_total"
     created = sample(after, requests, handler="sessions", method="POST", code="201")
     assert created - sample(before, requests, handler="sessions", method="POST", code="201") == 3

@@ -53,8 +53,13 @@ async def test_real_responses_match_the_documented_schemas(
     one = f"{API}/sessions/{{id}}"
     created = await client.post(
         f"{API}/sessions",
-        json={"name": "doc", "metadata": {"a": [1]}, "agent_ids": ["x"], "waiting_timeout_seconds": 0},
-    )  # fmt: skip
+        json={
+            "name": "doc",
+            "metadata": {"a": [1]},
+            "agent_ids": ["x"],
+            "waiting_timeout_seconds": 0,
+        },
+    )
     check(document, "post", f"{API}/sessions", created)
     sid = created.json()["id"]
     await wait_for_state(client, sid, "ready")
@@ -104,7 +109,9 @@ async def test_every_route_and_method_of_the_application_is_documented(
         path = documented_path(rule.regex.pattern)
         assert path in document["paths"], f"route {rule.regex.pattern} is not documented"
         handler = rule.target
-        implemented = {m for m in METHODS if getattr(handler, m) is not getattr(tornado.web.RequestHandler, m)}  # fmt: skip
+        implemented = {
+            m for m in METHODS if getattr(handler, m) is not getattr(tornado.web.RequestHandler, m)
+        }
         documented = {m for m in document["paths"][path] if m in METHODS}
         assert implemented == documented, (path, implemented, documented)
     routed = {documented_path(rule.regex.pattern) for rule in rules}
