@@ -1,0 +1,113 @@
+"""Run kubesim standalone: ``python -m raworc_spawner.testing.kubesim --port N --kubeconfig FILE``.
+
+Prints one JSON line (``{"url", "token", "kubeconfig", "pid"}``) on stdout once it listens, then
+serves until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+
+from .config import KubeSimConfig, NodeSpec, Timings
+from .server import KubeSim
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m raworc_spawner.testing.kubesim",
+        description="A simulated Kubernetes API server on 127.0.0.1.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one")
+    parser.add_argument("--kubeconfig", help="write a kubeconfig for this server to FILE")
+    parser.add_argument(
+        "--no-tls",
+        action="store_true",
+        help="serve plain HTTP (kubectl then sends no token and gets 401)",
+    )
+    parser.add_argument("--token", help="admin bearer token (random when omitted)")
+    parser.add_argument(
+        "--namespace", action="append", default=[], help="extra namespace to create (repeatable)"
+    )
+    parser.add_argument("--nodes", type=int, default=1, help="number of simulated nodes")
+    parser.add_argument("--node-cpu", default="8", help="cpu capacity of each node")
+    parser.add_argument("--node-memory", default="32Gi", help="memory capacity of each node")
+    parser.add_argument(
+        "--realistic", action="store_true", help="use second-scale timings, like a real cluster"
+    )
+    parser.add_argument(
+        "--run-processes", action="store_true", help="run container commands as local processes"
+    )
+    parser.add_argument("--seed", type=int, help="seed for fault injection")
+    return parser.parse_args(argv)
+
+
+def realistic_timings() -> Timings:
+    return Timings(
+        schedule_delay=0.05,
+        pv_bind_delay=1.0,
+        kubelet_start_delay=0.3,
+        image_pull_delay=2.0,
+        container_start_delay=0.5,
+        image_pull_backoff=5.0,
+        crash_backoff=10.0,
+        termination_delay=1.0,
+        log_interval=0.0,
+    )
+
+
+def build_config(args: argparse.Namespace) -> KubeSimConfig:
+    config = KubeSimConfig(
+        host=args.host,
+        port=args.port,
+        tls=not args.no_tls,
+        run_processes=args.run_processes,
+        seed=args.seed,
+    )
+    if args.token:
+        config.admin_token = args.token
+    config.namespaces += [ns for ns in args.namespace if ns not in config.namespaces]
+    config.nodes = [
+        NodeSpec(name=f"kubesim-node-{i + 1}", cpu=args.node_cpu, memory=args.node_memory)
+        for i in range(args.nodes)
+    ]
+    if args.realistic:
+        config.timings = realistic_timings()
+    return config
+
+
+async def serve(args: argparse.Namespace) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with KubeSim(build_config(args), kubeconfig_path=args.kubeconfig) as sim:
+        ready = {
+            "url": sim.url,
+            "token": sim.token,
+            "kubeconfig": str(sim.kubeconfig_path),
+            "pid": _pid(),
+        }
+        print(json.dumps(ready), flush=True)
+        await stop.wait()
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def main(argv: list[str] | None = None) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

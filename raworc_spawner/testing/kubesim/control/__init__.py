@@ -1,0 +1,1 @@
+"""The simulated control plane: scheduler, PV binder, kubelet, garbage collector and events."""

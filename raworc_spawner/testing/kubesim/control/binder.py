@@ -1,0 +1,215 @@
+"""The PV binder: provisions a ``pvc-<uid>`` volume for each claim and binds the two."""
+
+from __future__ import annotations
+
+from ..objects import Obj
+from ..store import Change
+from .base import Context
+from .scheduler import SELECTED_NODE
+
+COMPONENT = "persistentvolume-controller"
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+
+
+def storage_class_object(
+    name: str,
+    *,
+    provisioner: str,
+    binding_mode: str,
+    reclaim_policy: str,
+    default: bool,
+    allow_expansion: bool,
+) -> Obj:
+    annotations = {DEFAULT_CLASS_ANNOTATION: "true"} if default else {}
+    return {
+        "kind": "StorageClass",
+        "apiVersion": "storage.k8s.io/v1",
+        "metadata": {"name": name, "annotations": annotations},
+        "provisioner": provisioner,
+        "reclaimPolicy": reclaim_policy,
+        "volumeBindingMode": binding_mode,
+        "allowVolumeExpansion": allow_expansion,
+    }
+
+
+class Binder:
+    """Turns Pending claims into Bound ones, honouring ``WaitForFirstConsumer``."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._reported: set[tuple[str, str]] = set()
+        self._pending: set[str] = set()
+
+    def start(self) -> None:
+        for spec in self.ctx.config.storage_classes:
+            if self.ctx.store.get("storageclasses.storage.k8s.io", "", spec.name) is None:
+                self.ctx.registry.create_internal(
+                    "storageclasses.storage.k8s.io",
+                    storage_class_object(
+                        spec.name,
+                        provisioner=spec.provisioner,
+                        binding_mode=spec.binding_mode,
+                        reclaim_policy=spec.reclaim_policy,
+                        default=spec.default,
+                        allow_expansion=spec.allow_expansion,
+                    ),
+                )
+        self.ctx.registry.default_storage_class = self.default_class
+        self.ctx.store.subscribe(self.on_change)
+        for pvc in self.ctx.store.list("persistentvolumeclaims"):
+            self._consider(pvc)
+
+    def default_class(self) -> str | None:
+        for sc in self.ctx.store.list("storageclasses.storage.k8s.io"):
+            if (sc["metadata"].get("annotations") or {}).get(DEFAULT_CLASS_ANNOTATION) == "true":
+                return str(sc["metadata"]["name"])
+        return None
+
+    def on_change(self, change: Change) -> None:
+        if change.resource == "persistentvolumeclaims":
+            if change.type == "DELETED":
+                self._release(change.obj)
+            else:
+                self._consider(change.obj)
+        elif change.resource == "storageclasses.storage.k8s.io" and change.type != "DELETED":
+            for pvc in self.ctx.store.list("persistentvolumeclaims"):
+                self._consider(pvc)
+
+    def _report_once(self, pvc: Obj, event_type: str, reason: str, message: str) -> None:
+        key = (pvc["metadata"]["uid"], reason)
+        if key not in self._reported:
+            self._reported.add(key)
+            self.ctx.recorder.record(pvc, event_type, reason, message, component=COMPONENT)
+
+    def _consider(self, pvc: Obj) -> None:
+        m, spec = pvc["metadata"], pvc.get("spec") or {}
+        if spec.get("volumeName") or m.get("deletionTimestamp") or m["uid"] in self._pending:
+            return
+        class_name = spec.get("storageClassName")
+        if not class_name:
+            self._report_once(
+                pvc,
+                "Normal",
+                "FailedBinding",
+                "no persistent volumes available for this claim and no storage class is set",
+            )
+            return
+        sc = self.ctx.store.get("storageclasses.storage.k8s.io", "", class_name)
+        if sc is None:
+            self._report_once(
+                pvc,
+                "Warning",
+                "ProvisioningFailed",
+                f'storageclass.storage.k8s.io "{class_name}" not found',
+            )
+            return
+        waits = sc.get("volumeBindingMode") == "WaitForFirstConsumer"
+        if waits and not (m.get("annotations") or {}).get(SELECTED_NODE):
+            self._report_once(
+                pvc,
+                "Normal",
+                "WaitForFirstConsumer",
+                "waiting for first consumer to be created before binding",
+            )
+            return
+        self._pending.add(m["uid"])
+        self._report_once(
+            pvc,
+            "Normal",
+            "Provisioning",
+            f'External provisioner is provisioning volume for claim "{m["namespace"]}/{m["name"]}"',
+        )
+        self.ctx.timers.later(
+            self.ctx.config.timings.pv_bind_delay,
+            self._provision,
+            m["namespace"],
+            m["name"],
+            m["uid"],
+        )
+
+    def _provision(self, namespace: str, name: str, uid: str) -> None:
+        self._pending.discard(uid)
+        pvc = self.ctx.store.get("persistentvolumeclaims", namespace, name)
+        if pvc is None or pvc["metadata"]["uid"] != uid or pvc["metadata"].get("deletionTimestamp"):
+            return
+        sc = (
+            self.ctx.store.get("storageclasses.storage.k8s.io", "", pvc["spec"]["storageClassName"])
+            or {}
+        )
+        volume = f"pvc-{uid}"
+        storage = pvc["spec"]["resources"]["requests"]["storage"]
+        modes = pvc["spec"].get("accessModes") or ["ReadWriteOnce"]
+        if self.ctx.store.get("persistentvolumes", "", volume) is None:
+            self.ctx.registry.create_internal(
+                "persistentvolumes", self._volume(pvc, volume, sc, storage, modes)
+            )
+        self.ctx.registry.mutate(
+            "persistentvolumeclaims",
+            namespace,
+            name,
+            lambda obj: self._bind_claim(obj, volume, storage, modes, sc),
+        )
+        self.ctx.recorder.record(
+            pvc,
+            "Normal",
+            "ProvisioningSucceeded",
+            f"Successfully provisioned volume {volume}",
+            component=COMPONENT,
+        )
+
+    def _volume(self, pvc: Obj, volume: str, sc: Obj, storage: str, modes: list[str]) -> Obj:
+        m = pvc["metadata"]
+        return {
+            "kind": "PersistentVolume",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": volume,
+                "annotations": {"pv.kubernetes.io/provisioned-by": sc.get("provisioner", "")},
+            },
+            "spec": {
+                "capacity": {"storage": storage},
+                "accessModes": modes,
+                "persistentVolumeReclaimPolicy": sc.get("reclaimPolicy", "Delete"),
+                "storageClassName": sc.get("metadata", {}).get("name", ""),
+                "volumeMode": pvc["spec"].get("volumeMode", "Filesystem"),
+                "hostPath": {
+                    "path": f"/var/lib/kubesim/volumes/{volume}",
+                    "type": "DirectoryOrCreate",
+                },
+                "claimRef": {
+                    "kind": "PersistentVolumeClaim",
+                    "apiVersion": "v1",
+                    "namespace": m["namespace"],
+                    "name": m["name"],
+                    "uid": m["uid"],
+                    "resourceVersion": m["resourceVersion"],
+                },
+            },
+            "status": {"phase": "Bound"},
+        }
+
+    @staticmethod
+    def _bind_claim(pvc: Obj, volume: str, storage: str, modes: list[str], sc: Obj) -> None:
+        pvc["spec"]["volumeName"] = volume
+        annotations = pvc["metadata"].setdefault("annotations", {})
+        annotations["pv.kubernetes.io/bind-completed"] = "yes"
+        annotations["pv.kubernetes.io/bound-by-controller"] = "yes"
+        annotations["volume.kubernetes.io/storage-provisioner"] = sc.get("provisioner", "")
+        annotations["volume.beta.kubernetes.io/storage-provisioner"] = sc.get("provisioner", "")
+        pvc["status"] = {"phase": "Bound", "accessModes": modes, "capacity": {"storage": storage}}
+
+    def _release(self, pvc: Obj) -> None:
+        """After a claim is gone its volume is deleted (policy Delete) or Released (Retain)."""
+        volume = (pvc.get("spec") or {}).get("volumeName")
+        pv = self.ctx.store.get("persistentvolumes", "", volume) if volume else None
+        if pv is None:
+            return
+        if pv["spec"].get("persistentVolumeReclaimPolicy") == "Delete":
+            self.ctx.store.remove("persistentvolumes", "", volume or "")
+        else:
+            self.ctx.registry.mutate(
+                "persistentvolumes",
+                "",
+                volume or "",
+                lambda obj: obj.__setitem__("status", {"phase": "Released"}),
+            )

@@ -1,0 +1,1 @@
+"""The HTTP face of kubesim (aiohttp): routing, verbs, streaming and control endpoints."""
