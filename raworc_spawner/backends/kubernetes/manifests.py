@@ -168,13 +168,13 @@ class ManifestRenderer:
         }
 
     def _labels(self, spec: SessionSpec) -> dict[str, str]:
-        return {**self.settings.extra_labels, **naming.session_labels(spec.session_id, spec.name)}
+        return {**naming.session_labels(spec.session_id, spec.name), **self.settings.extra_labels}
 
     def _annotations(self, spec: SessionSpec) -> dict[str, str]:
         annotations = {
-            **self.settings.extra_annotations,
             naming.SESSION_NAME_ANNOTATION: spec.name,
             naming.OWNER_ANNOTATION: spec.owner,
+            **self.settings.extra_annotations,
         }
         profile = self.settings.profile_name(spec)
         if profile:

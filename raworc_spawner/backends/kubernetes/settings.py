@@ -167,6 +167,14 @@ class KubernetesSettings(LoggingConfigurable):
         ``amd.com/gpu``…).""",
     ).tag(config=True)
 
+    home_dir = Unicode(
+        "/workspace",
+        help="""HOME of the session container. Default /workspace: with a read-only root
+        filesystem and a UID the image may not know, the workspace is the one writable place
+        that also persists (shell history, pip --user, caches). extra_env, a profile's env or
+        the session's own env may set HOME instead. Empty: the image's HOME.""",
+    ).tag(config=True)
+
     extra_env = Dict(
         help="""Environment variables added to every session container, name → value. A value
         may also be a valueFrom dict, e.g. ``{"secretKeyRef": {"name": "s", "key": "k"}}``.
@@ -461,7 +469,9 @@ class KubernetesSettings(LoggingConfigurable):
         """Checks that span settings: requests within limits, names that refer to each other."""
         _check_within_limit(_S, self._base_resources())
         for name, profile in self.profiles.items():
-            _check_within_limit(f"{_S}profiles[{name!r}].", {**self._base_resources(), **profile})
+            prefix = f"{_S}profiles[{name!r}]."
+            merged = {**self._base_resources(), **profile}
+            _check_within_limit(prefix, merged, own=profile)
         if self.default_profile and self.default_profile not in self.profiles:
             available = ", ".join(sorted(self.profiles)) or "no profiles are configured"
             raise InvalidConfig(
@@ -510,7 +520,8 @@ class KubernetesSettings(LoggingConfigurable):
 
     def _merged(self, profile: dict[str, Any], requested: Any) -> dict[str, Any]:
         values: dict[str, Any] = {key: getattr(self, key) for key in _PROFILE_OVERRIDABLE}
-        values["env"] = dict(self.extra_env)
+        values["env"] = {"HOME": self.home_dir} if self.home_dir else {}
+        values["env"].update(self.extra_env)
         values["extra_pod_config"] = self.extra_pod_config
         values["extra_container_config"] = self.extra_container_config
         for key, value in profile.items():
@@ -600,12 +611,15 @@ def _name(proposal: dict[str, Any]) -> str:
     return _S + proposal["trait"].name
 
 
-def _check_within_limit(prefix: str, resources: dict[str, Any]) -> None:
+def _check_within_limit(prefix: str, resources: dict[str, Any], own: Any = None) -> None:
+    """Raise if a request exceeds its limit; ``own`` holds the keys set under ``prefix``."""
     over = pc.request_over_limit(resources)
     if over:
         kind, request, limit = over
+        limit_key = f"{kind}_limit"
+        limit_name = f"{prefix if own is None or limit_key in own else _S}{limit_key}"
         raise InvalidConfig(
-            f"{prefix}{kind}_request", request, f"must not exceed {kind}_limit ({limit})"
+            f"{prefix}{kind}_request", request, f"must not exceed {limit_name} ({limit})"
         )
 
 
