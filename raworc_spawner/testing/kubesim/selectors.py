@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from .errors import bad_request
 from .objects import Obj, lookup
 
-_KEY = r"(?:[A-Za-z0-9.\-]+/)?[A-Za-z0-9]([A-Za-z0-9_.\-]*[A-Za-z0-9])?"
+_KEY = r"(?:[A-Za-z0-9.\-]+/)?[A-Za-z0-9](?:[A-Za-z0-9_.\-]*[A-Za-z0-9])?"
 _SET_RE = re.compile(rf"^\s*({_KEY})\s+(in|notin)\s+\(([^)]*)\)\s*$")
 _EQ_RE = re.compile(rf"^\s*({_KEY})\s*(==|=|!=)\s*([A-Za-z0-9_.\-]*)\s*$")
 _EXISTS_RE = re.compile(rf"^\s*(!?)\s*({_KEY})\s*$")
@@ -93,8 +93,8 @@ def _parse_label_clause(clause: str) -> Requirement:
         values = tuple(v.strip() for v in m.group(3).split(",") if v.strip())
         return Requirement(m.group(1), m.group(2), values)
     if m := _EQ_RE.match(clause):
-        op = "!=" if m.group(3) == "!=" else "="
-        return Requirement(m.group(1), op, (m.group(4),))
+        op = "!=" if m.group(2) == "!=" else "="
+        return Requirement(m.group(1), op, (m.group(3),))
     if m := _EXISTS_RE.match(clause):
         return Requirement(m.group(2), "!exists" if m.group(1) else "exists")
     raise bad_request(f"unable to parse requirement: invalid label selector: {clause.strip()!r}")

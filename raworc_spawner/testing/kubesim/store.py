@@ -108,7 +108,12 @@ class Store:
         return gone
 
     def compact(self) -> None:
-        """Forget all history: resuming from any earlier resourceVersion now gets 410."""
+        """Forget all history: resuming from any version handed out so far now gets 410.
+
+        The resourceVersion moves on by one so that even the latest list is too old to resume
+        from, as after an etcd compaction that followed further writes.
+        """
+        self.rv += 1
         self.compacted_rv = self.rv
         self._history.clear()
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from ..auth import Attributes
 from ..errors import ApiError, forbidden
 from . import crud, special
-from .responses import respond_error
+from .responses import COUNTED, RESOURCE, VERB, respond_error
 from .routing import Route, check_verb, parse_route, verb_for
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ async def _dispatch(sim: KubeSim, request: web.Request) -> tuple[str, str, web.S
     if path.startswith("/_kubesim/"):
         if token != sim.policy.admin_token:
             raise forbidden("the kubesim control endpoints need the admin token")
-        request["kubesim.counted"] = True  # control traffic is not what the counters measure
+        request[COUNTED] = True  # control traffic is not what the counters measure
         return "control", "-", await special.control(sim, request)
     if path.startswith("/openapi/"):
         return "get", "openapi", await sim.openapi(request)
@@ -82,7 +82,7 @@ async def _dispatch(sim: KubeSim, request: web.Request) -> tuple[str, str, web.S
         return "get", "discovery", await special.discovery_document(sim, request)
     verb = verb_for(request.method, route, _is_watch(request))
     resource = f"{route.rt.plural}/{route.subresource}" if route.subresource else route.rt.plural
-    request["kubesim.verb"], request["kubesim.resource"] = verb, resource
+    request[VERB], request[RESOURCE] = verb, resource
     return verb, resource, await _resource(sim, request, route, token, verb)
 
 
@@ -92,14 +92,14 @@ async def handle(request: web.Request) -> web.StreamResponse:
     try:
         verb, resource, response = await _dispatch(sim, request)
     except ApiError as e:
-        verb = request.get("kubesim.verb", request.method.lower())
-        resource = request.get("kubesim.resource", "-")
+        verb = request.get(VERB, request.method.lower())
+        resource = request.get(RESOURCE, "-")
         response = respond_error(e)
     except Exception:
         log.exception("kubesim failed on %s %s", request.method, request.path_qs)
         verb, resource = (
-            request.get("kubesim.verb", request.method.lower()),
-            request.get("kubesim.resource", "-"),
+            request.get(VERB, request.method.lower()),
+            request.get(RESOURCE, "-"),
         )
         response = respond_error(
             ApiError(
@@ -108,7 +108,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
                 "an error on the server has prevented the request from succeeding",
             )
         )
-    if not request.get("kubesim.counted"):
+    if not request.get(COUNTED):
         sim.counters.record(verb, resource, response.status)
     return response
 

@@ -14,7 +14,7 @@ from ..registry import ListOptions, WriteOptions, Written, int_or_400
 from ..selectors import Selector
 from ..tables import to_table, wants_table
 from ..watch import error_event
-from .responses import read_body, respond, warning_headers
+from .responses import COUNTED, read_body, respond, warning_headers
 from .routing import Route
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ async def watch(sim: KubeSim, request: web.Request, route: Route) -> web.StreamR
         return response
     await response.prepare(request)
     # Counted now: a watch ends by cancellation when the client goes away.
-    request["kubesim.counted"] = True
+    request[COUNTED] = True
     sim.counters.record("watch", route.rt.plural, 200)
     sim.counters.watches_open += 1
     sim.counters.watches_opened += 1

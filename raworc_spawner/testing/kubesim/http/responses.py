@@ -11,6 +11,9 @@ from aiohttp import web
 from ..errors import ApiError, bad_request
 
 JSON = "application/json"
+VERB: web.RequestKey[str] = web.RequestKey("kubesim.verb", str)
+RESOURCE: web.RequestKey[str] = web.RequestKey("kubesim.resource", str)
+COUNTED: web.RequestKey[bool] = web.RequestKey("kubesim.counted", bool)
 
 
 def dumps(obj: Any) -> bytes:
