@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -31,16 +33,36 @@ async def migrate_to_head(url: sa.URL, *, echo: bool = False) -> None:
     """Bring the database at ``url`` to the newest schema revision; a no-op when it is there.
 
     Runs in one transaction under a database-wide lock, so concurrent callers (other processes
-    opening the same database) wait and then find nothing to do.
+    opening the same database) wait and then find nothing to do. SQLite files are switched to
+    write-ahead logging first.
     """
-    # A throw-away engine: on SQLite migrations need foreign keys off (a table rebuild would
-    # otherwise cascade-delete events), which can only be set outside a transaction.
-    engine = make_engine(url, echo=echo, foreign_keys=False, pool=False)
+    engine = make_engine(url, echo=echo, migrating=True)
     try:
+        if url.get_backend_name() == "sqlite":
+            await _use_write_ahead_log(engine)
         async with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
             await conn.run_sync(_upgrade_to_head)
     finally:
         await engine.dispose()
+
+
+async def _use_write_ahead_log(engine: AsyncEngine, *, attempts: int = 50) -> None:
+    # The mode is stored in the file. Switching needs the database to itself, and SQLite
+    # answers "locked" at once (no busy_timeout) while another connection holds it, as when
+    # several processes open a new file together: retry briefly.
+    for attempt in range(1, attempts + 1):
+        try:
+            async with engine.connect() as conn:
+                # On the driver's connection: through SQLAlchemy it would run inside BEGIN.
+                driver = (await conn.get_raw_connection()).driver_connection
+                if driver is None:
+                    raise RuntimeError("the SQLite connection closed while opening the store")
+                await driver.execute("PRAGMA journal_mode=WAL")
+            return
+        except (sqlite3.OperationalError, OperationalError) as e:
+            if "locked" not in str(e) or attempt == attempts:
+                raise
+            await asyncio.sleep(0.01 * attempt)
 
 
 def alembic_config() -> Config:
@@ -85,29 +107,28 @@ def parse_url(url: str) -> sa.URL:
     return parsed
 
 
-def make_engine(
-    url: sa.URL, *, echo: bool, foreign_keys: bool = True, pool: bool = True
-) -> AsyncEngine:
+def make_engine(url: sa.URL, *, echo: bool, migrating: bool = False) -> AsyncEngine:
     """An engine for ``url``; on SQLite, with the pragmas and ``BEGIN`` handling the store needs.
 
-    ``pool=False`` opens a connection per use (for one-off work such as migrations).
+    ``migrating=True`` gives a pool-less engine for the one-off migration run; on SQLite its
+    connections have foreign keys off (a table rebuild in a migration would otherwise
+    cascade-delete events), which can only be set outside a transaction.
     """
     options: dict[str, Any] = {"echo": echo}
-    if not pool:
+    if migrating:
         options["poolclass"] = NullPool
     if url.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True, **options)
     engine = create_async_engine(url, **options)
-    _configure_sqlite(engine.sync_engine, foreign_keys=foreign_keys)
+    _configure_sqlite(engine.sync_engine, migrating=migrating)
     return engine
 
 
-def _configure_sqlite(engine: sa.Engine, *, foreign_keys: bool) -> None:
+def _configure_sqlite(engine: sa.Engine, *, migrating: bool) -> None:
     pragmas = (
         f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-        "journal_mode=WAL",
         "synchronous=NORMAL",
-        f"foreign_keys={'ON' if foreign_keys else 'OFF'}",
+        f"foreign_keys={'OFF' if migrating else 'ON'}",
     )
 
     @sa.event.listens_for(engine, "connect")
@@ -117,6 +138,9 @@ def _configure_sqlite(engine: sa.Engine, *, foreign_keys: bool) -> None:
         cursor = dbapi_connection.cursor()
         for pragma in pragmas:
             cursor.execute(f"PRAGMA {pragma}")
+        cursor.execute("PRAGMA journal_mode")
+        if not migrating and cursor.fetchone()[0] != "wal":  # set at open(); reassert if undone
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")

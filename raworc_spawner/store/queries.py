@@ -16,7 +16,7 @@ from raworc_spawner.sessions.model import Session, SessionState
 from raworc_spawner.store.schema import UTCDateTime, sessions_table, to_utc_ms
 
 #: The most sessions or events one call returns.
-MAX_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 10_000
 
 _S = sessions_table.c
 # Milliseconds between the Julian-day epoch (SQLite's julianday()) and the Unix epoch.
@@ -74,7 +74,7 @@ def epoch_ms(value: datetime) -> int:
 
 
 def check_limit(limit: int) -> None:
-    """Raise :class:`~raworc_spawner.errors.ValidationError` unless 1 ≤ ``limit`` ≤ 1000."""
+    """Raise :class:`~raworc_spawner.errors.ValidationError` unless 1 <= ``limit`` <= 10 000."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise errors.ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
 

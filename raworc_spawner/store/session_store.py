@@ -173,7 +173,7 @@ class SessionStore:
         Filters combine with AND; ``None`` means "any". ``text`` matches a substring of the name
         or the id, ignoring case (ASCII letters only on SQLite). ``cursor`` is the opaque,
         URL-safe value a previous call returned; a malformed one raises
-        :class:`~raworc_spawner.errors.ValidationError`. So is a ``limit`` outside 1 to 1000.
+        :class:`~raworc_spawner.errors.ValidationError`. So is a ``limit`` outside 1 to 10 000.
         """
         check_limit(limit)
         conditions = list_conditions(owner, states, namespace, text, profile)

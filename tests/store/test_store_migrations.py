@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
+from asyncio.subprocess import PIPE
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -114,6 +116,41 @@ async def test_two_stores_opening_a_fresh_database_at_once_both_work(
         assert await stores[0].all_ids() == {s.id for s in saved}
     finally:
         await asyncio.gather(*(s.close() for s in stores))
+
+
+_OPEN_AND_INSERT = """
+import asyncio, sys
+from raworc_spawner.sessions.model import Session, new_session_id
+from raworc_spawner.store import SessionStore
+
+async def main() -> None:
+    store = SessionStore(sys.argv[1])
+    await store.open()
+    await store.insert(Session(id=new_session_id(), name=sys.argv[2], owner="alice"))
+    await store.close()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.asyncio
+async def test_three_processes_opening_a_fresh_database_at_once_all_work(db_url: str) -> None:
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _OPEN_AND_INSERT, db_url, f"process-{i}", stderr=PIPE
+        )
+        for i in range(3)
+    ]
+    outcomes = [(await p.wait(), (await p.stderr.read()).decode()) for p in processes if p.stderr]
+
+    assert [code for code, _ in outcomes] == [0, 0, 0], [err for _, err in outcomes]
+    store = SessionStore(db_url)
+    await store.open()
+    try:
+        page, _ = await store.list()
+        assert sorted(s.name for s in page) == ["process-0", "process-1", "process-2"]
+    finally:
+        await store.close()
 
 
 @pytest.mark.asyncio
