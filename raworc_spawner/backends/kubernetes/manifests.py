@@ -120,6 +120,14 @@ class ManifestRenderer:
             manifests.append(self.render_network_policy())
         return manifests
 
+    def profile_catalog(self) -> dict[str, dict[str, Any]]:
+        """Profile name → description and effective values (see KubernetesSettings)."""
+        return self.settings.profile_catalog()
+
+    def validate_spec(self, spec: SessionSpec) -> None:
+        """Raise ValidationError naming the field if ``spec`` cannot be rendered."""
+        self.settings.validate_spec(spec)
+
     def check_templates(self) -> None:
         """Render every template once with a sample session; raise ManifestError if one fails."""
         sample = SessionSpec(
