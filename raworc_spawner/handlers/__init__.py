@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,5 +47,11 @@ def make_web_app(
         cookie_secret=cookie_secret,
         default_handler_class=NotFoundHandler,
         default_handler_args={"route_name": "not_found"},
+        streams_ending=asyncio.Event(),
         **settings,
     )
+
+
+def end_streams(app: tornado.web.Application) -> None:
+    """Finish every open event and log stream (call before waiting for connections to close)."""
+    app.settings["streams_ending"].set()

@@ -182,8 +182,10 @@ class BaseHandler(tornado.web.RequestHandler):
         """Authenticate, then refuse bodies announced larger than the limit."""
         if self.auth_required:
             self.principal = self._authenticate()
-        length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self._max_body_bytes:
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self._max_body_bytes:
+            # Answered before the body is read; Tornado then closes the connection, so a
+            # client still sending a very large body may see a reset rather than the 413.
             raise self._too_large()
 
     def data_received(self, chunk: bytes) -> None:
@@ -272,6 +274,18 @@ class BaseHandler(tornado.web.RequestHandler):
         """Note that the client went away, so streams stop waiting for more to send."""
         self._client_gone.set()
 
+    async def _stream_should_end(self) -> None:
+        """Return when the client goes away or the server is shutting down."""
+        ending: asyncio.Event = self.settings["streams_ending"]
+        waits = [
+            asyncio.ensure_future(self._client_gone.wait()),
+            asyncio.ensure_future(ending.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            await _cancel(*waits)
+
     async def stream_items(
         self,
         items: AsyncIterator[T],
@@ -280,13 +294,14 @@ class BaseHandler(tornado.web.RequestHandler):
         heartbeat: float | None = None,
         on_idle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        """Pass each item to ``on_item`` until ``items`` ends or the client disconnects.
+        """Pass each item to ``on_item`` until ``items`` ends, the client disconnects or the
+        server shuts down (:func:`raworc_spawner.handlers.end_streams`).
 
         With ``heartbeat``, ``on_idle`` runs whenever that many seconds pass without an item.
         Waiting for the next item is cancelled when the client goes, so a quiet stream does
         not outlive its reader.
         """
-        gone: asyncio.Future[Any] = asyncio.ensure_future(self._client_gone.wait())
+        gone: asyncio.Future[Any] = asyncio.ensure_future(self._stream_should_end())
         pending: asyncio.Future[Any] | None = None
         try:
             while not gone.done():

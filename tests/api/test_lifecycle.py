@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from raworc_spawner.handlers import end_streams
 from tests.api.conftest import Server, pid_alive, wait_for_state
 
 API = "/api/v0"
@@ -314,3 +315,14 @@ async def test_every_response_carries_a_request_id_and_echoes_a_given_one(server
     assert len(fresh.headers["X-Request-Id"]) == 32
     bogus = await client.get(f"{API}/sessions", headers={"X-Request-Id": "bad id!"})
     assert bogus.headers["X-Request-Id"] != "bad id!"
+
+
+@pytest.mark.asyncio
+async def test_open_streams_end_when_the_server_ends_them_for_shutdown(server: Server) -> None:
+    client = server.client()
+    headers = {"Accept": "text/event-stream"}
+    async with client.stream("GET", f"{API}/events", headers=headers) as response:
+        assert response.status_code == 200
+        end_streams(server.app._http.request_callback)  # type: ignore[union-attr,arg-type]
+        body = await asyncio.wait_for(response.aread(), 5)
+    assert body.startswith(b"retry:")
