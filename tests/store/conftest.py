@@ -88,7 +88,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     url: str | None = request.getfixturevalue("postgres_url")
     if url is None:
         reason = f"PostgreSQL store tests need {POSTGRES_ENV} (source scripts/postgres-for-tests)"
-        if os.environ.get("CI") == "true":
+        if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true but {reason}")
         pytest.skip(reason)
     conn = await asyncpg.connect(_asyncpg_dsn(url))
@@ -100,8 +100,8 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 
 @pytest_asyncio.fixture
-async def store(db_url: str) -> AsyncIterator[SessionStore]:
-    """An open store on an empty database."""
+async def store(db_url: str, no_leaked_tasks: None) -> AsyncIterator[SessionStore]:
+    """An open store on an empty database (the test fails if it leaks asyncio tasks)."""
     opened = SessionStore(db_url)
     await opened.open()
     yield opened

@@ -65,37 +65,38 @@ async def test_pages_over_250_sessions_have_no_duplicates_or_gaps(
     assert [s.id for s in seen] == _newest_first(population)
 
 
+FILTERS: list[dict[str, Any]] = [
+    {"owner": "alice"},
+    {"states": {SessionState.READY, SessionState.IDLE}},
+    {"namespace": "research", "owner": "bob"},
+    {"owner": "carol", "states": [SessionState.ERROR], "namespace": "default"},
+    {"profile": "small", "states": [SessionState.INIT]},
+    {"states": []},
+]
+
+
+def _matches(session: Session, filters: dict[str, Any]) -> bool:
+    states = filters.get("states")
+    return (
+        session.owner == filters.get("owner", session.owner)
+        and session.namespace == filters.get("namespace", session.namespace)
+        and session.profile == filters.get("profile", session.profile)
+        and (states is None or session.state in states)
+    )
+
+
 @pytest.mark.asyncio
-@pytest.mark.parametrize(
-    "filters",
-    [
-        {"owner": "alice"},
-        {"states": {SessionState.READY, SessionState.IDLE}},
-        {"namespace": "research", "owner": "bob"},
-        {"owner": "carol", "states": [SessionState.ERROR], "namespace": "default"},
-        {"profile": "small", "states": [SessionState.INIT]},
-        {"states": []},
-    ],
-    ids=["owner", "states", "namespace+owner", "all-three", "profile+state", "no-states"],
-)
 async def test_filtered_pages_return_exactly_the_matching_sessions_in_order(
-    store: SessionStore, population: list[Session], filters: dict[str, Any]
+    store: SessionStore, population: list[Session]
 ) -> None:
     for session in population:
         await store.insert(session)
 
-    seen = await _walk(store, limit=10, **filters)
+    for filters in FILTERS:
+        seen = await _walk(store, limit=10, **filters)
 
-    def matches(s: Session) -> bool:
-        states = filters.get("states")
-        return (
-            s.owner == filters.get("owner", s.owner)
-            and s.namespace == filters.get("namespace", s.namespace)
-            and s.profile == filters.get("profile", s.profile)
-            and (states is None or s.state in states)
-        )
-
-    assert [s.id for s in seen] == _newest_first([s for s in population if matches(s)])
+        expected = _newest_first([s for s in population if _matches(s, filters)])
+        assert [s.id for s in seen] == expected, filters
 
 
 @pytest.mark.asyncio
