@@ -288,9 +288,8 @@ def test_a_broken_template_raises_a_manifest_error_naming_it(
     tmp_path: Path, text: str, problem: str
 ) -> None:
     (tmp_path / "pod.yaml.j2").write_text(text)
-    renderer = make_renderer(template_dir=str(tmp_path))
     with pytest.raises(ManifestError) as caught:
-        renderer.check_templates()
+        make_renderer(template_dir=str(tmp_path))
     assert problem in str(caught.value)
     assert str(tmp_path / "pod.yaml.j2") in str(caught.value)
     assert isinstance(caught.value, InvalidConfig)

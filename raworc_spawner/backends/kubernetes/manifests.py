@@ -24,12 +24,8 @@ import yaml
 
 from raworc_spawner.backends.base import SessionSpec
 from raworc_spawner.backends.kubernetes import naming
-from raworc_spawner.backends.kubernetes.profiles import deep_merge
-from raworc_spawner.backends.kubernetes.settings import (
-    MAIN_CONTAINER,
-    KubernetesSettings,
-    resources_block,
-)
+from raworc_spawner.backends.kubernetes.profiles import deep_merge, resources_block
+from raworc_spawner.backends.kubernetes.settings import MAIN_CONTAINER, KubernetesSettings
 from raworc_spawner.errors import InvalidConfig, RaworcError
 
 __all__ = ["ManifestError", "ManifestRenderer", "deep_merge", "to_yaml_json"]
@@ -68,7 +64,8 @@ def to_yaml_json(value: Any) -> str:
 class ManifestRenderer:
     """Render a session's manifests from :class:`KubernetesSettings`.
 
-    Construction runs the settings' cross-field checks. Each ``render_*`` returns a new dict
+    Construction runs the settings' cross-field checks and renders every template once with a
+    sample session, so a broken template fails at start-up. Each ``render_*`` returns a new dict
     ready for the API; ``render_pod`` and ``render_pvc`` validate the spec first and raise
     :class:`~raworc_spawner.errors.ValidationError` for a bad one.
     """
@@ -77,6 +74,7 @@ class ManifestRenderer:
         settings.check()
         self.settings = settings
         self.environment = _environment(settings.template_dir)
+        self.check_templates()
 
     # -- public -----------------------------------------------------------------------------------
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from raworc_spawner.backends.kubernetes.naming import is_dns1123_subdomain, is_label_value
-from raworc_spawner.errors import InvalidConfig
+from raworc_spawner.backends.base import SessionSpec
+from raworc_spawner.backends.kubernetes.naming import (
+    is_dns1123_subdomain,
+    is_label_value,
+    pvc_name,
+)
+from raworc_spawner.errors import InvalidConfig, ValidationError
 from raworc_spawner.quantity import QUANTITY_HELP, QuantityError, parse_quantity
 
 RESOURCE_KEYS = ("cpu_request", "cpu_limit", "memory_request", "memory_limit")
@@ -325,6 +330,82 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         else:
             merged[key] = value
     return merged
+
+
+# -- sessions ------------------------------------------------------------------------------------
+
+
+def resources_block(
+    values: Mapping[str, Any], *, gpu_resource_name: str
+) -> dict[str, dict[str, str]]:
+    """Kubernetes ``resources`` from effective values: the set requests and limits, plus GPUs."""
+    requests = {"cpu": values["cpu_request"], "memory": values["memory_request"]}
+    limits = {"cpu": values["cpu_limit"], "memory": values["memory_limit"]}
+    if values.get("gpu_limit"):
+        limits[gpu_resource_name] = str(values["gpu_limit"])
+    return {
+        "requests": {k: v for k, v in requests.items() if v},
+        "limits": {k: v for k, v in limits.items() if v},
+    }
+
+
+def validate_requested_resources(resources: Any) -> None:
+    """Raise ValidationError("resources", …) for an unknown key or a value that is no quantity."""
+    for key, value in dict(resources).items():
+        if key not in RESOURCE_KEYS:
+            raise ValidationError(
+                "resources", f"unknown key {key!r}; allowed: {', '.join(RESOURCE_KEYS)}"
+            )
+        try:
+            if not isinstance(value, str) or parse_quantity(value) < 0:
+                raise QuantityError(value)
+        except QuantityError as e:
+            raise ValidationError(
+                "resources", f"{key}={value!r} is not a Kubernetes quantity"
+            ) from e
+
+
+def _validate_port(spec: SessionSpec) -> None:
+    if spec.port is not None and (isinstance(spec.port, bool) or not 1 <= spec.port <= 65535):
+        raise ValidationError("port", f"{spec.port!r} is not a port number (1-65535)")
+
+
+def _validate_env(spec: SessionSpec) -> None:
+    for key, value in spec.env.items():
+        if not isinstance(key, str) or not _ENV_NAME_RE.fullmatch(key):
+            raise ValidationError("env", f"{key!r} is not a valid variable name: {ENV_NAME_HELP}")
+        if not isinstance(value, str):
+            raise ValidationError("env", f"the value of {key} must be a string")
+
+
+def _validate_command(spec: SessionSpec) -> None:
+    if spec.command is not None and (
+        isinstance(spec.command, str) or not all(isinstance(a, str) for a in spec.command)
+    ):
+        raise ValidationError("command", "must be a list of strings")
+
+
+def _validate_clone_from(spec: SessionSpec) -> None:
+    if spec.clone_from is None:
+        return
+    try:
+        pvc_name(spec.clone_from)
+    except ValueError as e:
+        raise ValidationError("clone_from", f"{spec.clone_from!r} is not a session id") from e
+
+
+_SPEC_CHECKS: tuple[Callable[[SessionSpec], None], ...] = (
+    _validate_port,
+    _validate_env,
+    _validate_command,
+    _validate_clone_from,
+)
+
+
+def validate_spec_fields(spec: SessionSpec) -> None:
+    """Raise ValidationError naming the field for a bad port, env, command or clone_from."""
+    for check in _SPEC_CHECKS:
+        check(spec)
 
 
 # -- helpers -------------------------------------------------------------------------------------

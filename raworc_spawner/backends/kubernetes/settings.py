@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from typing import Any, NoReturn
 
 from traitlets import Bool, Dict, Enum, HasTraits, Int, List, TraitType, Unicode, validate
@@ -21,10 +20,8 @@ from raworc_spawner.backends.kubernetes import profiles as pc
 from raworc_spawner.backends.kubernetes.naming import (
     ANNOTATION_PREFIX,
     CONTRACT_LABELS,
-    pvc_name,
 )
 from raworc_spawner.errors import InvalidConfig, ValidationError
-from raworc_spawner.quantity import QuantityError, parse_quantity
 
 _DNS1123_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS1123_LABEL = "1 to 63 lowercase letters, digits or '-', starting and ending alphanumeric"
@@ -586,7 +583,7 @@ class KubernetesSettings(LoggingConfigurable):
     def resources(self, spec: SessionSpec | None = None) -> dict[str, dict[str, str]]:
         """The container ``resources`` block (requests and limits that are set, GPUs in limits)."""
         values = self.effective(spec) if spec is not None else self._merged({}, {})
-        return resources_block(values, gpu_resource_name=self.gpu_resource_name)
+        return pc.resources_block(values, gpu_resource_name=self.gpu_resource_name)
 
     def profile_catalog(self) -> dict[str, dict[str, Any]]:
         """Profile name → description and effective image/resources/storage, JSON-ready."""
@@ -612,7 +609,7 @@ class KubernetesSettings(LoggingConfigurable):
             raise ValidationError(
                 "profile", f"unknown profile {spec.profile!r}; available: {available}"
             )
-        _validate_requested_resources(spec.resources)
+        pc.validate_requested_resources(spec.resources)
         name = self.profile_name(spec)
         merged = self._merged(self.profiles.get(name, {}) if name else {}, spec.resources)
         over = pc.request_over_limit(merged)
@@ -621,8 +618,7 @@ class KubernetesSettings(LoggingConfigurable):
             raise ValidationError(
                 "resources", f"{kind}_request {request} exceeds {kind}_limit {limit}"
             )
-        for check in _SPEC_CHECKS:
-            check(spec)
+        pc.validate_spec_fields(spec)
 
 
 _PROFILE_OVERRIDABLE = (
@@ -637,18 +633,6 @@ _PROFILE_OVERRIDABLE = (
     "affinity",
     "priority_class_name",
 )
-
-
-def resources_block(values: dict[str, Any], *, gpu_resource_name: str) -> dict[str, dict[str, str]]:
-    """Kubernetes ``resources`` from effective values: the set requests and limits, plus GPUs."""
-    requests = {"cpu": values["cpu_request"], "memory": values["memory_request"]}
-    limits = {"cpu": values["cpu_limit"], "memory": values["memory_limit"]}
-    if values.get("gpu_limit"):
-        limits[gpu_resource_name] = str(values["gpu_limit"])
-    return {
-        "requests": {k: v for k, v in requests.items() if v},
-        "limits": {k: v for k, v in limits.items() if v},
-    }
 
 
 def is_dns1123_label(value: str) -> bool:
@@ -670,58 +654,3 @@ def _check_within_limit(prefix: str, resources: dict[str, Any], own: Any = None)
         raise InvalidConfig(
             f"{prefix}{kind}_request", request, f"must not exceed {limit_name} ({limit})"
         )
-
-
-def _validate_requested_resources(resources: Any) -> None:
-    for key, value in dict(resources).items():
-        if key not in pc.RESOURCE_KEYS:
-            raise ValidationError(
-                "resources", f"unknown key {key!r}; allowed: {', '.join(pc.RESOURCE_KEYS)}"
-            )
-        try:
-            if not isinstance(value, str) or parse_quantity(value) < 0:
-                raise QuantityError(value)
-        except QuantityError as e:
-            raise ValidationError(
-                "resources", f"{key}={value!r} is not a Kubernetes quantity"
-            ) from e
-
-
-def _validate_port(spec: SessionSpec) -> None:
-    if spec.port is not None and (isinstance(spec.port, bool) or not 1 <= spec.port <= 65535):
-        raise ValidationError("port", f"{spec.port!r} is not a port number (1-65535)")
-
-
-def _validate_env(spec: SessionSpec) -> None:
-    for key, value in spec.env.items():
-        if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
-            raise ValidationError(
-                "env", f"{key!r} is not a valid variable name: {pc.ENV_NAME_HELP}"
-            )
-        if not isinstance(value, str):
-            raise ValidationError("env", f"the value of {key} must be a string")
-
-
-def _validate_command(spec: SessionSpec) -> None:
-    if spec.command is not None and (
-        isinstance(spec.command, str) or not all(isinstance(a, str) for a in spec.command)
-    ):
-        raise ValidationError("command", "must be a list of strings")
-
-
-def _validate_clone_from(spec: SessionSpec) -> None:
-    if spec.clone_from is None:
-        return
-    try:
-        pvc_name(spec.clone_from)
-    except ValueError as e:
-        raise ValidationError("clone_from", f"{spec.clone_from!r} is not a session id") from e
-
-
-_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
-_SPEC_CHECKS: tuple[Callable[[SessionSpec], None], ...] = (
-    _validate_port,
-    _validate_env,
-    _validate_command,
-    _validate_clone_from,
-)
