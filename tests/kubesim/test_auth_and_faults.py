@@ -14,12 +14,19 @@ from raworc_spawner.testing import KubeSim, Rule
 
 from .conftest import NS
 
-SESSIONS_ONLY = [Rule(verbs=["get", "list", "watch", "create", "delete"], resources=["pods", "pods/log"],
-                      namespaces=[NS])]
+SESSIONS_ONLY = [
+    Rule(
+        verbs=["get", "list", "watch", "create", "delete"],
+        resources=["pods", "pods/log"],
+        namespaces=[NS],
+    )
+]
 
 
 def review(namespace: str, verb: str, resource: str) -> dict:
-    return {"spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "resource": resource}}}
+    return {
+        "spec": {"resourceAttributes": {"namespace": namespace, "verb": verb, "resource": resource}}
+    }
 
 
 @pytest.mark.asyncio
@@ -41,8 +48,10 @@ async def test_a_token_may_do_only_what_its_policy_allows(sim: KubeSim) -> None:
             await core.list_namespaced_pod("default")
         body = json.loads(caught.value.body)
         assert caught.value.status == 403 and body["reason"] == "Forbidden"
-        assert body["message"] == ('pods is forbidden: User "system:serviceaccount:raworc:spawner" cannot list '
-                                   'resource "pods" in API group "" in the namespace "default"')
+        assert body["message"] == (
+            'pods is forbidden: User "system:serviceaccount:raworc:spawner" cannot list '
+            'resource "pods" in API group "" in the namespace "default"'
+        )
         with pytest.raises(ApiException) as caught:
             await core.list_node()
         assert "at the cluster scope" in json.loads(caught.value.body)["message"]
@@ -55,18 +64,29 @@ async def test_self_subject_access_review_answers_from_the_same_policy(sim: Kube
         auth = AuthorizationV1Api(client)
         allowed = await auth.create_self_subject_access_review(review(NS, "create", "pods"))
         denied = await auth.create_self_subject_access_review(review(NS, "create", "secrets"))
-        elsewhere = await auth.create_self_subject_access_review(review("default", "create", "pods"))
+        elsewhere = await auth.create_self_subject_access_review(
+            review("default", "create", "pods")
+        )
     assert allowed.status.allowed is True
     assert denied.status.allowed is False and elsewhere.status.allowed is False
 
 
 @pytest.mark.asyncio
-async def test_injected_errors_reach_the_client_as_status_objects(sim: KubeSim, core: CoreV1Api) -> None:
+async def test_injected_errors_reach_the_client_as_status_objects(
+    sim: KubeSim, core: CoreV1Api
+) -> None:
     sim.faults.fail("create", resource="pods", code=503, count=1)
     with pytest.raises(ApiException) as caught:
-        await core.create_namespaced_pod(NS, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}})
-    assert caught.value.status == 503 and json.loads(caught.value.body)["reason"] == "ServiceUnavailable"
-    await core.create_namespaced_pod(NS, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}})
+        await core.create_namespaced_pod(
+            NS, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}
+        )
+    assert (
+        caught.value.status == 503
+        and json.loads(caught.value.body)["reason"] == "ServiceUnavailable"
+    )
+    await core.create_namespaced_pod(
+        NS, {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}
+    )
     assert sim.counters.total(verb="create", resource="pods", code=503) == 1
     assert sim.counters.total(verb="create", resource="pods", code=201) == 1
 
@@ -105,7 +125,9 @@ async def test_latency_is_added_to_every_request(sim: KubeSim, core: CoreV1Api) 
 
 
 @pytest.mark.asyncio
-async def test_counters_are_readable_and_resettable_over_http(sim: KubeSim, core: CoreV1Api) -> None:
+async def test_counters_are_readable_and_resettable_over_http(
+    sim: KubeSim, core: CoreV1Api
+) -> None:
     await core.list_namespaced_pod(NS)
     headers = {"Authorization": f"Bearer {sim.token}"}
     async with aiohttp.ClientSession(headers=headers) as session:
@@ -115,7 +137,9 @@ async def test_counters_are_readable_and_resettable_over_http(sim: KubeSim, core
         async with session.delete(f"{sim.url}/_kubesim/counters") as resp:
             assert resp.status == 200
         assert sim.counters.total() == 0
-        async with session.post(f"{sim.url}/_kubesim/faults", json={"errors": [{"verb": "get", "code": 500}]}) as resp:
+        async with session.post(
+            f"{sim.url}/_kubesim/faults", json={"errors": [{"verb": "get", "code": 500}]}
+        ) as resp:
             assert resp.status == 200
     with pytest.raises(ApiException):
         await core.read_namespace(NS)
@@ -124,6 +148,9 @@ async def test_counters_are_readable_and_resettable_over_http(sim: KubeSim, core
 @pytest.mark.asyncio
 async def test_control_endpoints_need_the_admin_token(sim: KubeSim) -> None:
     sim.add_token("reader", "reader", [Rule(verbs=["get"], resources=["*"])])
-    async with aiohttp.ClientSession(headers={"Authorization": "Bearer reader"}) as session:
-        async with session.get(f"{sim.url}/_kubesim/counters") as resp:
-            assert resp.status == 403
+    headers = {"Authorization": "Bearer reader"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as session,
+        session.get(f"{sim.url}/_kubesim/counters") as resp,
+    ):
+        assert resp.status == 403

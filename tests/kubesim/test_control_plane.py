@@ -10,7 +10,7 @@ from kubernetes_asyncio.client import CoreV1Api
 
 from raworc_spawner.testing import KubeSim, KubeSimConfig, NodeSpec
 
-from .conftest import NS, eventually, events_for, pod_manifest, pvc_manifest, running_pod
+from .conftest import NS, events_for, eventually, pod_manifest, pvc_manifest, running_pod
 
 
 def reasons(events: list[Any]) -> list[str]:
@@ -25,15 +25,30 @@ async def test_a_pod_runs_with_ip_conditions_and_container_status(core: CoreV1Ap
     assert pod.status.pod_ip.startswith("127.10.") and pod.status.host_ip == "127.0.1.1"
     assert pod.status.start_time is not None
     conditions = {c.type: c.status for c in pod.status.conditions}
-    assert conditions == {"PodScheduled": "True", "PodReadyToStartContainers": "True", "Initialized": "True",
-                          "ContainersReady": "True", "Ready": "True"}
+    assert conditions == {
+        "PodScheduled": "True",
+        "PodReadyToStartContainers": "True",
+        "Initialized": "True",
+        "ContainersReady": "True",
+        "Ready": "True",
+    }
     (status,) = pod.status.container_statuses
     assert status.ready and status.started and status.container_id.startswith("containerd://")
     assert status.state.running.started_at is not None
-    assert reasons(await events_for(core, "p")) == ["Scheduled", "Pulling", "Pulled", "Created", "Started"]
+    assert reasons(await events_for(core, "p")) == [
+        "Scheduled",
+        "Pulling",
+        "Pulled",
+        "Created",
+        "Started",
+    ]
     event = (await events_for(core, "p"))[0]
     assert event.involved_object.kind == "Pod" and event.involved_object.uid == pod.metadata.uid
-    assert event.source.component == "default-scheduler" and event.type == "Normal" and event.count == 1
+    assert (
+        event.source.component == "default-scheduler"
+        and event.type == "Normal"
+        and event.count == 1
+    )
 
 
 @pytest.mark.asyncio
@@ -48,15 +63,21 @@ async def test_a_claim_binds_to_a_provisioned_volume_named_after_its_uid(core: C
 
     claim = await eventually(bound, what="claim Bound")
     assert claim.spec.volume_name == f"pvc-{pvc.metadata.uid}"
-    assert claim.status.capacity == {"storage": "1Gi"} and claim.status.access_modes == ["ReadWriteOnce"]
+    assert claim.status.capacity == {"storage": "1Gi"} and claim.status.access_modes == [
+        "ReadWriteOnce"
+    ]
     volume = await core.read_persistent_volume(claim.spec.volume_name)
     assert volume.status.phase == "Bound" and volume.spec.claim_ref.uid == pvc.metadata.uid
     assert reasons(await events_for(core, "w")) == ["Provisioning", "ProvisioningSucceeded"]
 
 
 @pytest.mark.asyncio
-async def test_an_unknown_storage_class_leaves_the_claim_pending_with_a_warning(core: CoreV1Api) -> None:
-    await core.create_namespaced_persistent_volume_claim(NS, pvc_manifest("w", storage_class="gold"))
+async def test_an_unknown_storage_class_leaves_the_claim_pending_with_a_warning(
+    core: CoreV1Api,
+) -> None:
+    await core.create_namespaced_persistent_volume_claim(
+        NS, pvc_manifest("w", storage_class="gold")
+    )
     events = await eventually(lambda: events_for(core, "w"), what="ProvisioningFailed")
     assert events[0].reason == "ProvisioningFailed" and events[0].type == "Warning"
     assert events[0].message == 'storageclass.storage.k8s.io "gold" not found'
@@ -64,8 +85,12 @@ async def test_an_unknown_storage_class_leaves_the_claim_pending_with_a_warning(
 
 
 @pytest.mark.asyncio
-async def test_wait_for_first_consumer_binds_only_once_a_pod_uses_the_claim(sim: KubeSim, core: CoreV1Api) -> None:
-    await core.create_namespaced_persistent_volume_claim(NS, pvc_manifest("w", storage_class="wait-for-consumer"))
+async def test_wait_for_first_consumer_binds_only_once_a_pod_uses_the_claim(
+    sim: KubeSim, core: CoreV1Api
+) -> None:
+    await core.create_namespaced_persistent_volume_claim(
+        NS, pvc_manifest("w", storage_class="wait-for-consumer")
+    )
     await sim.wait_idle(0.2)
     claim = await core.read_namespaced_persistent_volume_claim("w", NS)
     assert claim.status.phase == "Pending"
@@ -83,7 +108,9 @@ async def test_a_pod_waits_for_its_claim_and_reports_why(sim: KubeSim, core: Cor
     await core.create_namespaced_pod(NS, pod_manifest("p", claim="w"))
     events = await eventually(lambda: events_for(core, "p"), what="FailedScheduling")
     assert events[0].reason == "FailedScheduling"
-    assert events[0].message.startswith('0/1 nodes are available: persistentvolumeclaim "w" not found.')
+    assert events[0].message.startswith(
+        '0/1 nodes are available: persistentvolumeclaim "w" not found.'
+    )
     await core.create_namespaced_persistent_volume_claim(NS, pvc_manifest("w"))
     await running_pod(core, "p")
 
@@ -99,7 +126,9 @@ async def test_a_pod_that_fits_nowhere_gets_failed_scheduling(core: CoreV1Api) -
     assert (scheduled.status, scheduled.reason) == ("False", "Unschedulable")
 
 
-@pytest.mark.parametrize("kubesim_config", [KubeSimConfig(namespaces=[NS], nodes=[NodeSpec("small", cpu="1")])])
+@pytest.mark.parametrize(
+    "kubesim_config", [KubeSimConfig(namespaces=[NS], nodes=[NodeSpec("small", cpu="1")])]
+)
 @pytest.mark.asyncio
 async def test_node_capacity_limits_how_many_pods_run(core: CoreV1Api) -> None:
     for name in ("a", "b", "c"):
@@ -112,13 +141,21 @@ async def test_node_capacity_limits_how_many_pods_run(core: CoreV1Api) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_failing_image_goes_from_err_image_pull_to_image_pull_back_off(core: CoreV1Api) -> None:
-    await core.create_namespaced_pod(NS, pod_manifest("p", image="registry.example/does-not-exist:1"))
+async def test_a_failing_image_goes_from_err_image_pull_to_image_pull_back_off(
+    core: CoreV1Api,
+) -> None:
+    await core.create_namespaced_pod(
+        NS, pod_manifest("p", image="registry.example/does-not-exist:1")
+    )
 
     async def waiting_reason(wanted: str) -> Any:
         pod = await core.read_namespaced_pod("p", NS)
         statuses = pod.status.container_statuses or []
-        return pod if statuses and statuses[0].state.waiting and statuses[0].state.waiting.reason == wanted else None
+        return (
+            pod
+            if statuses and statuses[0].state.waiting and statuses[0].state.waiting.reason == wanted
+            else None
+        )
 
     await eventually(lambda: waiting_reason("ErrImagePull"), what="ErrImagePull")
     pod = await eventually(lambda: waiting_reason("ImagePullBackOff"), what="ImagePullBackOff")
@@ -169,7 +206,10 @@ async def test_graceful_deletion_goes_through_terminating(sim: KubeSim, core: Co
     await core.create_namespaced_pod(NS, pod_manifest("p"))
     await running_pod(core, "p")
     deleted = await core.delete_namespaced_pod("p", NS)
-    assert deleted.metadata.deletion_timestamp is not None and deleted.metadata.deletion_grace_period_seconds == 30
+    assert (
+        deleted.metadata.deletion_timestamp is not None
+        and deleted.metadata.deletion_grace_period_seconds == 30
+    )
     assert (await core.read_namespaced_pod("p", NS)).metadata.deletion_timestamp is not None
 
     async def gone() -> bool:
@@ -189,7 +229,9 @@ async def test_grace_period_zero_deletes_at_once(core: CoreV1Api) -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_claim_in_use_stays_terminating_until_its_pod_is_gone(sim: KubeSim, core: CoreV1Api) -> None:
+async def test_a_claim_in_use_stays_terminating_until_its_pod_is_gone(
+    sim: KubeSim, core: CoreV1Api
+) -> None:
     await core.create_namespaced_persistent_volume_claim(NS, pvc_manifest("w"))
     await core.create_namespaced_pod(NS, pod_manifest("p", claim="w"))
     pod = await running_pod(core, "p")
@@ -234,7 +276,11 @@ async def test_logs_support_tail_lines_and_follow(sim: KubeSim, core: CoreV1Api)
     text = await core.read_namespaced_pod_log("p", NS, tail_lines=2)
     assert text == "line 1\nline 2\n"
     response = await core.read_namespaced_pod_log("p", NS, follow=True, _preload_content=False)
-    assert (await response.content.readline()).decode().startswith("kubesim: container session started")
+    assert (
+        (await response.content.readline())
+        .decode()
+        .startswith("kubesim: container session started")
+    )
     for _ in range(3):
         await response.content.readline()
     sim.logs.append((NS, "p", "session"), "late line")
