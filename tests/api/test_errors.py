@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tests.api.conftest import Server, wait_for_state
 
 API = "/api/v0"
+UNKNOWN_ID = "6f1c2a4e-8b9d-4e3f-a1b2-c3d4e5f60718"
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
@@ -176,7 +177,15 @@ async def test_bad_event_and_log_arguments_get_422(server: Server) -> None:
 @pytest.mark.asyncio
 @pytest.mark.parametrize(
     "raw_id",
-    [str(uuid.uuid4()), "not-a-uuid", "1234", "%20", "{" + str(uuid.uuid4()) + "}", "x" * 500],
+    [
+        UNKNOWN_ID,
+        "not-a-uuid",
+        "1234",
+        "%20",
+        "{" + UNKNOWN_ID + "}",
+        UNKNOWN_ID.upper(),
+        "x" * 500,
+    ],
 )
 async def test_unknown_or_non_uuid_session_ids_get_404_on_every_endpoint(
     server: Server, raw_id: str
