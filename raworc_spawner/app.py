@@ -21,11 +21,12 @@ from typing import Any
 from dotenv import dotenv_values
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
-from traitlets import Bool, Dict, Int, TraitError, Unicode, Union, default, validate
+from traitlets import Bool, Dict, Int, TraitError, Unicode, Union, validate
 from traitlets.config import Application, Config, Configurable, PyFileConfigLoader
 
 from raworc_spawner import __version__
 from raworc_spawner.backends.base import Backend
+from raworc_spawner.backends.kubernetes.backend import KubernetesBackend
 from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
 from raworc_spawner.backends.local import LocalBackend
 from raworc_spawner.errors import InvalidConfig
@@ -67,6 +68,8 @@ class RaworcApp(Application):
     name = "raworc-spawner"
     description = "Sessions with their own compute and a persistent workspace."
     version = __version__
+
+    classes = [SessionManager, Reconciler, LocalBackend, KubernetesBackend, KubernetesSettings]
 
     aliases = {
         "ip": "RaworcApp.ip",
@@ -165,10 +168,6 @@ class RaworcApp(Application):
         help="""Seconds to let requests in flight finish when the server is told to stop.""",
     ).tag(config=True)
 
-    @default("classes")
-    def _default_classes(self) -> list[type[Configurable]]:
-        return [SessionManager, LocalBackend, KubernetesSettings, Reconciler]
-
     @validate("port")
     def _check_port(self, proposal: dict[str, Any]) -> int:
         value = int(proposal["value"])
@@ -201,7 +200,7 @@ class RaworcApp(Application):
 
     # -- configuration ------------------------------------------------------------------------
 
-    def initialize(self, argv: list[str] | None = None) -> None:  # type: ignore[override]
+    def initialize(self, argv: list[str] | None = None) -> None:
         """Load every configuration source and validate the result (raises InvalidConfig)."""
         self.parse_command_line(argv)
         if self.subapp is not None:  # --help-all and friends exit in parse_command_line
@@ -219,7 +218,7 @@ class RaworcApp(Application):
         for alias, name in ENV_ALIASES.items():
             if alias in env and name not in env:
                 env[name] = env[alias]
-        classes = {cls.__name__: cls for cls in [RaworcApp, *self.classes]}
+        classes = {cls.__name__: cls for cls in configurable_classes()}
         for var, (cls_name, trait_name) in ENV_SETTINGS.items():
             if var not in env:
                 continue
@@ -255,7 +254,7 @@ class RaworcApp(Application):
     def setting_sources(self) -> list[tuple[str, str, Any, str]]:
         """Every setting as (class, trait, effective value, where it came from)."""
         rows = []
-        for cls in [RaworcApp, *self.classes]:
+        for cls in configurable_classes():
             section = cls.__name__
             for name, trait in sorted(cls.class_traits(config=True).items()):
                 if cls is RaworcApp:
@@ -319,8 +318,6 @@ class RaworcApp(Application):
     def make_backend(self) -> Backend:
         """The configured compute backend."""
         if self.kubernetes_enabled:
-            from raworc_spawner.backends.kubernetes.backend import KubernetesBackend
-
             return KubernetesBackend(parent=self)
         return LocalBackend(parent=self, data_dir=str(self.data_path))
 
@@ -386,6 +383,11 @@ class RaworcApp(Application):
     def start(self) -> None:
         """Serve (the ``serve`` verb)."""
         asyncio.run(self.serve())
+
+
+def configurable_classes() -> list[type[Configurable]]:
+    """Every class whose settings the server reads, the app first."""
+    return [RaworcApp, *RaworcApp.classes]
 
 
 def _secret_file(path: Path, make: Callable[[], str]) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Callable, Sequence
 
 from raworc_spawner import __version__
 from raworc_spawner.app import RaworcApp, exit_with_config_error
-from raworc_spawner.errors import InvalidConfig
+from raworc_spawner.errors import InvalidConfig, RaworcError
 
 USAGE = f"""raworc-spawner {__version__}
 
@@ -18,6 +19,9 @@ Verbs:
   serve        run the server (the default verb; see --help-all for every setting)
   config       print the effective settings and where each came from (--json for JSON)
   sessions     manage sessions through the REST API (list, create, get, delete, pause, resume)
+  doctor       check the Kubernetes cluster: access, namespace, RBAC, storage class
+  render       print the manifests a session would get (--name NAME [--profile P] [--id ID])
+  cleanup      list resources without a session record (--delete removes them)
   version      print the version
 
 Settings come from defaults < environment and .env < raworc_config.py (--config) < flags.
@@ -83,6 +87,66 @@ def _sessions(args: list[str]) -> int:
     return sessions_main(args)
 
 
+def _doctor(args: list[str]) -> int:
+    from raworc_spawner.ops import doctor
+
+    checks = asyncio.run(doctor(_app(args)))
+    for check in checks:
+        print(check.line())
+    return 1 if any(check.ok is False for check in checks) else 0
+
+
+def _render(args: list[str]) -> int:
+    from raworc_spawner.ops import render
+
+    options, rest = _take_options(args, ("--name", "--profile", "--id"))
+    if "--name" not in options:
+        print("raworc-spawner render: --name NAME is required", file=sys.stderr)
+        return 2
+    try:
+        print(
+            render(
+                _app(rest),
+                name=options["--name"],
+                profile=options.get("--profile"),
+                session_id=options.get("--id"),
+            ),
+            end="",
+        )
+    except RaworcError as e:
+        print(f"raworc-spawner render: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cleanup(args: list[str]) -> int:
+    from raworc_spawner.ops import cleanup
+
+    delete = "--delete" in args
+    app = _app([a for a in args if a != "--delete"])
+    orphans = asyncio.run(cleanup(app, delete=delete))
+    verb = "deleted" if delete else "orphaned (run with --delete to remove)"
+    for orphan in orphans:
+        print(f"{orphan}  {verb}")
+    if not orphans:
+        print("no orphaned resources")
+    return 0
+
+
+def _take_options(args: list[str], names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """Split ``--name value`` / ``--name=value`` options from the remaining arguments."""
+    options: dict[str, str] = {}
+    rest: list[str] = []
+    items = iter(args)
+    for arg in items:
+        key, eq, value = arg.partition("=")
+        if key in names:
+            options[key] = value if eq else next(items, "")
+        else:
+            rest.append(arg)
+    return options, rest
+
+
 def _version(args: list[str]) -> int:
     print(__version__)
     return 0
@@ -100,6 +164,9 @@ VERBS: dict[str, Callable[[list[str]], int]] = {
     "serve": _serve,
     "config": _config,
     "sessions": _sessions,
+    "doctor": _doctor,
+    "render": _render,
+    "cleanup": _cleanup,
     "version": _version,
 }
 

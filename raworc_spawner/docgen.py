@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 
-from raworc_spawner.app import ENV_ALIASES, ENV_SETTINGS, RaworcApp
+from raworc_spawner.app import ENV_ALIASES, ENV_SETTINGS, RaworcApp, configurable_classes
 
 HEADER = """# Configuration reference
 
@@ -24,12 +24,12 @@ def render() -> str:
     app = RaworcApp()
     env_by_trait = {v: k for k, v in ENV_SETTINGS.items()}
     parts = [HEADER, _aliases(app), _env_table()]
-    for cls in [RaworcApp, *app.classes]:
+    for cls in configurable_classes():
         parts.append(f"## {cls.__name__}\n\n{inspect.cleandoc(cls.__doc__ or '')}\n")
         for name, trait in sorted(cls.class_traits(config=True).items()):
             if trait.this_class is not cls and cls is not RaworcApp:
                 continue
-            if trait.this_class.__name__ == "Application":
+            if trait.this_class is None or trait.this_class.__name__ == "Application":
                 continue
             env = env_by_trait.get((cls.__name__, name))
             parts.append(_trait(cls.__name__, name, trait, env))
