@@ -176,6 +176,10 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.set_header("X-Request-Id", self.request_id)
 
+    def compute_etag(self) -> str | None:
+        """No ETags: API answers are never cached (``Cache-Control: no-store``)."""
+        return None
+
     # -- request ------------------------------------------------------------------------------
 
     async def prepare(self) -> None:
