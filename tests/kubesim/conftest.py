@@ -13,6 +13,9 @@ from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from raworc_spawner.testing import KubeSim, KubeSimConfig
 
+# The plugin's fixtures, used as other test packages will use them (kubesim_config is ours).
+from raworc_spawner.testing.pytest_plugin import kube_api, kubesim  # noqa: F401
+
 T = TypeVar("T")
 NS = "raworc-sessions"
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
+import aiohttp
 import pytest
 from kubernetes_asyncio.client import CoreV1Api
 
@@ -296,3 +298,46 @@ async def test_event_retention_is_bounded(core: CoreV1Api) -> None:
     for name in ("a", "b", "c"):
         await running_pod(core, name)
     assert len((await core.list_namespaced_event(NS)).items) == 5
+
+
+@pytest.mark.parametrize("kubesim_config", [KubeSimConfig(namespaces=[NS], run_processes=True)])
+@pytest.mark.asyncio
+async def test_process_mode_runs_the_container_command_on_the_pod_ip(
+    sim: KubeSim, core: CoreV1Api
+) -> None:
+    manifest = pod_manifest("web")
+    container = manifest["spec"]["containers"][0]
+    container["command"] = [
+        sys.executable,
+        "-u",
+        "-m",
+        "http.server",
+        "18765",
+        "--bind",
+        "$(MY_IP)",
+    ]
+    container["env"] = [{"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
+    await core.create_namespaced_pod(NS, manifest)
+    pod = await running_pod(core, "web")
+
+    async def fetch() -> str | None:
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(f"http://{pod.status.pod_ip}:18765/") as resp,
+            ):
+                return await resp.text()
+        except aiohttp.ClientConnectionError:
+            return None
+
+    assert "Directory listing" in await eventually(
+        fetch, what="the process to answer on the pod IP"
+    )
+    log = await core.read_namespaced_pod_log("web", NS)
+    assert f"Serving HTTP on {pod.status.pod_ip} port 18765" in log
+    await core.delete_namespaced_pod("web", NS, grace_period_seconds=1)
+    await eventually(lambda: _no_pods(core), what="pod gone")
+
+
+async def _no_pods(core: CoreV1Api) -> bool:
+    return not (await core.list_namespaced_pod(NS)).items

@@ -101,6 +101,44 @@ def test_apply_creates_and_reapply_is_unchanged(kubectl: Kubectl, tmp_path: Path
     ]
 
 
+def test_reapplying_a_changed_manifest_patches_it(kubectl: Kubectl, tmp_path: Path) -> None:
+    apply_session(kubectl, tmp_path, "s7")
+    changed = tmp_path / "s7-changed.yaml"
+    changed.write_text(
+        POD.format(name="s7").replace("component: session,", "component: session, tier: gold,")
+    )
+    out = kubectl("apply", "-f", str(changed)).stdout
+    assert out.splitlines()[0] == "pod/s7 configured"
+    labels = kubectl("get", "pod", "s7", "-n", NS, "-o", "jsonpath={.metadata.labels.tier}").stdout
+    assert labels == "gold"
+
+
+def test_get_watch_prints_rows_as_the_pod_changes(
+    cluster: KubeSimProcess, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    apply_session(kubectl, tmp_path, "s8")
+    wait_running(kubectl, "s8")
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin"),
+        "HOME": str(tmp_path),
+        "KUBECONFIG": cluster.kubeconfig,
+    }
+    watcher = subprocess.Popen(
+        [KUBECTL, "get", "pod", "s8", "-n", NS, "-w"], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert watcher.stdout is not None
+        assert watcher.stdout.readline().split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+        assert watcher.stdout.readline().split()[:3] == ["s8", "1/1", "Running"]
+        kubectl("delete", "pod", "s8", "-n", NS, "--wait=false")
+        assert watcher.stdout.readline().split()[:3] == ["s8", "1/1", "Terminating"]
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)
+        if watcher.stdout:
+            watcher.stdout.close()
+
+
 def test_get_pods_by_label_and_get_pvc_print_tables(kubectl: Kubectl, tmp_path: Path) -> None:
     apply_session(kubectl, tmp_path, "s2")
     wait_running(kubectl, "s2")

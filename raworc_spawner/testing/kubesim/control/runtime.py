@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import tempfile
 from collections.abc import Callable
@@ -41,6 +42,23 @@ def container_env(pod: Obj, container: Obj, ip: str) -> dict[str, str]:
     return env
 
 
+_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """Expand ``$(VAR)`` from the container environment; ``$$`` is a literal ``$``.
+
+    Unknown references stay as written, as the kubelet leaves them.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1), match.group(0))
+
+    return _REF.sub(replace, text)
+
+
 class ProcessRuntime:
     """Starts and stops one local process per container."""
 
@@ -52,26 +70,46 @@ class ProcessRuntime:
     def start(
         self, key: PodKey, pod: Obj, container: Obj, ip: str, *, on_exit: ExitCallback
     ) -> None:
-        argv = [*(container.get("command") or []), *(container.get("args") or [])]
+        env = container_env(pod, container, ip)
+        argv = [
+            expand(a, env)
+            for a in [*(container.get("command") or []), *(container.get("args") or [])]
+        ]
         if not argv:
             return  # no command: nothing to run, the container just "runs"
-        task = asyncio.get_running_loop().create_task(
-            self._run(key, pod, container, ip, argv, on_exit)
-        )
+        task = asyncio.get_running_loop().create_task(self._run(key, container, env, argv, on_exit))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run(
-        self, key: PodKey, pod: Obj, container: Obj, ip: str, argv: list[str], on_exit: ExitCallback
+        self,
+        key: PodKey,
+        container: Obj,
+        env: dict[str, str],
+        argv: list[str],
+        on_exit: ExitCallback,
     ) -> None:
-        name = container["name"]
         workdir = container.get("workingDir")
-        cwd = workdir if workdir and os.path.isdir(workdir) else tempfile.mkdtemp(prefix="kubesim-")
+        if workdir and os.path.isdir(workdir):
+            await self._exec(key, container["name"], argv, env, workdir, on_exit)
+            return
+        with tempfile.TemporaryDirectory(prefix="kubesim-") as scratch:
+            await self._exec(key, container["name"], argv, env, scratch, on_exit)
+
+    async def _exec(
+        self,
+        key: PodKey,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: str,
+        on_exit: ExitCallback,
+    ) -> None:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
                 cwd=cwd,
-                env=container_env(pod, container, ip),
+                env=env,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,

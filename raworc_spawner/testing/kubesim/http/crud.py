@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -13,7 +15,7 @@ from ..errors import ApiError, bad_request
 from ..registry import ListOptions, WriteOptions, Written, int_or_400
 from ..selectors import Selector
 from ..tables import to_table, wants_table
-from ..watch import error_event
+from ..watch import Watcher, error_event
 from .responses import COUNTED, read_body, respond, warning_headers
 from .routing import Route
 
@@ -157,7 +159,9 @@ async def watch(sim: KubeSim, request: web.Request, route: Route) -> web.StreamR
     sim.counters.watches_open += 1
     sim.counters.watches_opened += 1
     try:
-        await _pump(sim, response, watcher, _watch_timeout(sim, request), bookmarks)
+        as_table = wants_table(request.headers.get("Accept", ""))
+        transform = _table_lines(route.rt.key) if as_table else None
+        await _pump(sim, response, watcher, _watch_timeout(sim, request), bookmarks, transform)
     finally:
         sim.counters.watches_open -= 1
         sim.hub.close(watcher)
@@ -166,12 +170,31 @@ async def watch(sim: KubeSim, request: web.Request, route: Route) -> web.StreamR
     return response
 
 
-async def _pump(
-    sim: KubeSim, response: web.StreamResponse, watcher: object, timeout: float, bookmarks: bool
-) -> None:
-    from ..watch import Watcher
+def _table_lines(resource_key: str) -> Callable[[bytes], bytes]:
+    """Rewrite watch lines so each object is a one-row Table (``kubectl get -w``)."""
 
-    assert isinstance(watcher, Watcher)
+    def transform(chunk: bytes) -> bytes:
+        out = []
+        for line in chunk.splitlines():
+            event = json.loads(line)
+            if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                obj = event["object"]
+                list_meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+                event["object"] = to_table(resource_key, [obj], list_meta)
+            out.append(json.dumps(event, separators=(",", ":")).encode() + b"\n")
+        return b"".join(out)
+
+    return transform
+
+
+async def _pump(
+    sim: KubeSim,
+    response: web.StreamResponse,
+    watcher: Watcher,
+    timeout: float,
+    bookmarks: bool,
+    transform: Callable[[bytes], bytes] | None = None,
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     interval = sim.config.bookmark_interval
@@ -190,7 +213,11 @@ async def _pump(
         while not watcher.queue.empty():
             more = watcher.queue.get_nowait()
             if more is None:
-                await response.write(b"".join(chunks))
+                await response.write(_apply(transform, b"".join(chunks)))
                 return
             chunks.append(more)
-        await response.write(b"".join(chunks))
+        await response.write(_apply(transform, b"".join(chunks)))
+
+
+def _apply(transform: Callable[[bytes], bytes] | None, chunk: bytes) -> bytes:
+    return transform(chunk) if transform is not None else chunk
