@@ -30,7 +30,7 @@ from raworc_spawner.backends.kubernetes.backend import KubernetesBackend
 from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
 from raworc_spawner.backends.local import LocalBackend
 from raworc_spawner.errors import InvalidConfig
-from raworc_spawner.handlers import make_web_app
+from raworc_spawner.handlers import end_streams, make_web_app
 from raworc_spawner.handlers.auth import TokenAuthenticator
 from raworc_spawner.logs import LogSpecError, configure_logging, parse_log_spec
 from raworc_spawner.sessions.manager import SessionManager
@@ -333,7 +333,7 @@ class RaworcApp(Application):
         await self.reconciler.start()
         tokens = {self.ensure_admin_token(): Principal(self.admin_user, admin=True)}
         tokens.update(self.principals())
-        web_app = make_web_app(
+        self.web_app = web_app = make_web_app(
             manager=self.manager,
             auth=TokenAuthenticator(tokens),
             max_body_bytes=self.max_body_bytes,
@@ -348,6 +348,7 @@ class RaworcApp(Application):
         """Stop listening, finish requests in flight, then stop the manager and the store."""
         if self._http is not None:
             self._http.stop()
+            end_streams(self.web_app)
             try:
                 await asyncio.wait_for(
                     self._http.close_all_connections(), self.shutdown_grace_seconds

@@ -34,8 +34,7 @@ _QUANTITY = re.compile(
 )
 
 QUANTITY_HELP = (
-    "a Kubernetes quantity: a number with an optional suffix, "
-    "e.g. 100m, 0.5, 128Mi, 1Gi, 2G, 1e3"
+    "a Kubernetes quantity: a number with an optional suffix, e.g. 100m, 0.5, 128Mi, 1Gi, 2G, 1e3"
 )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import pytest_asyncio
 from raworc_spawner.backends.local import LocalBackend
 from raworc_spawner.sessions.manager import SessionManager
 from raworc_spawner.store import SessionStore
+
+pytest_plugins = ["raworc_spawner.testing.pytest_plugin"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -30,9 +34,9 @@ def require(condition: bool, reason: str) -> None:
 def _no_env_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Keep the developer's environment (RAWORC_*, KUBERNETES_*) out of every test."""
     for name in list(os.environ):
-        if name.startswith(("RAWORC_", "KUBERNETES_")) or name == "RUST_LOG":
-            if name != "RAWORC_TEST_POSTGRES_URL":
-                monkeypatch.delenv(name)
+        ours = name.startswith(("RAWORC_", "KUBERNETES_")) or name == "RUST_LOG"
+        if ours and name != "RAWORC_TEST_POSTGRES_URL":
+            monkeypatch.delenv(name)
     yield
 
 
@@ -69,9 +73,5 @@ def _session_pids(backend: LocalBackend) -> list[int]:
 
 
 def _kill_group(pid: int) -> None:
-    import signal
-
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

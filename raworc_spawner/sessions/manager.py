@@ -231,9 +231,16 @@ class SessionManager(LoggingConfigurable):
     async def _own(
         self, principal: Principal, events: AsyncIterator[SessionEvent]
     ) -> AsyncIterator[SessionEvent]:
+        visible: set[str] = set()  # a deleted session's record is gone: remember who saw it
         async for event in events:
+            if event.kind == "deleted":
+                if event.session_id in visible:
+                    visible.discard(event.session_id)
+                    yield event
+                continue
             session = await self.store.get(event.session_id)
-            if event.kind == "deleted" or (session and principal.may_see(session)):
+            if session and principal.may_see(session):
+                visible.add(event.session_id)
                 yield event
 
     # -- commands -----------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def test_a_request_above_its_limit_is_rejected(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KUBERNETES_MEMORY_REQUEST", "2Gi")
-    with pytest.raises(InvalidConfig, match="must not exceed KubernetesSettings.memory_limit"):
+    with pytest.raises(InvalidConfig, match=r"must not exceed KubernetesSettings\.memory_limit"):
         make_app(tmp_path)
 
 
@@ -103,7 +103,7 @@ def test_a_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:
 def test_api_tokens_of_the_wrong_shape_are_rejected(tmp_path: Path) -> None:
     config = tmp_path / "c.py"
     config.write_text("c.RaworcApp.api_tokens = {'t1': {'name': 'alice'}}\n")
-    with pytest.raises(InvalidConfig, match="RaworcApp.api_tokens"):
+    with pytest.raises(InvalidConfig, match=r"RaworcApp\.api_tokens"):
         make_app(tmp_path, f"--config={config}")
 
 
@@ -151,6 +151,7 @@ def test_help_all_lists_every_setting_with_its_help(tmp_path: Path) -> None:
         cwd=tmp_path,
         check=True,
     )
-    for setting in ("--KubernetesSettings.cpu_request", "--RaworcApp.port", "--LocalBackend.command"):
+    settings = ("--KubernetesSettings.cpu_request", "--RaworcApp.port", "--LocalBackend.command")
+    for setting in settings:
         assert setting in result.stdout
     assert "KUBERNETES_CPU_REQUEST" in result.stdout

@@ -112,9 +112,9 @@ async def test_concurrent_double_delete_deletes_once(local_manager: SessionManag
     )
     assert results.count(None) == 1
     assert sum(isinstance(r, SessionNotFound) for r in results) == 1
-    assert await local_manager.backend.inventory() == type(
-        await local_manager.backend.inventory()
-    )()
+    assert (
+        await local_manager.backend.inventory() == type(await local_manager.backend.inventory())()
+    )
 
 
 @pytest.mark.asyncio

@@ -327,11 +327,16 @@ class KubernetesBackend(LoggingConfigurable):
             self._running.discard(sid)
             return
         failure = podstate.pod_failure(pod)
-        if sid in self._running and (failure or podstate.is_terminating(pod)):
-            if sid not in self._stopping:
-                reason = failure.reason if failure else "PodTerminating"
-                message = failure.message if failure else "the session pod is being deleted"
-                self._sink(BackendEvent(sid, "exited", message, reason))
+        if sid in self._running and sid not in self._stopping:
+            # Deleted by someone else (eviction, node drain, kubectl): the compute is lost but
+            # nothing is wrong with the session. A failure inside the pod is an error.
+            if podstate.is_terminating(pod):
+                self._sink(
+                    BackendEvent(sid, "lost", "the session pod is being deleted", "PodDeleted")
+                )
+            elif failure:
+                self._sink(BackendEvent(sid, "exited", failure.message, failure.reason))
+        if failure or podstate.is_terminating(pod):
             self._running.discard(sid)
         if podstate.is_ready(pod):
             self._running.add(sid)
