@@ -27,6 +27,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import random_port
@@ -87,6 +88,26 @@ def _options_from_form(form_data: Mapping[str, list[str]]) -> dict[str, Any]:
 
 async def _apply_user_options(spawner: RaworcSpawner, user_options: Mapping[str, Any]) -> None:
     spawner.profile = await spawner.checked_profile(user_options)
+
+
+def _raise_if_over(event: SessionEvent) -> None:
+    """Raise SpawnFailed if ``event`` ends a start: the session failed or was stopped."""
+    if event.kind == "failed":
+        raise SpawnFailed(f"{event.reason}: {event.message}")
+    if event.kind == "paused":
+        raise SpawnFailed(f"the session was stopped while starting: {event.message}")
+
+
+async def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_connection(host, port)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 class RaworcSpawner(Spawner):
@@ -245,12 +266,9 @@ class RaworcSpawner(Spawner):
         log = self._progress_log = self._fresh_progress_log()
         try:
             async with asyncio.timeout(self.start_timeout):
-                session = await self._launch(runtime, log)
-            url = await self._server_url(runtime, session)
-            log.add(f"Server starting at {url}; waiting for it to answer", progress=95)
-            return url
+                return await self._launch(runtime, log)
         except TimeoutError:
-            message = f"the session was not ready within {self.start_timeout} s"
+            message = f"the server did not start within {self.start_timeout} s"
             log.add(f"Timed out: {message}")
             raise SpawnFailed(message) from None
         finally:
@@ -260,7 +278,7 @@ class RaworcSpawner(Spawner):
         log = self._progress_log
         return log if log is not None and not log.closed else ProgressLog()
 
-    async def _launch(self, runtime: HubRuntime, log: ProgressLog) -> Session:
+    async def _launch(self, runtime: HubRuntime, log: ProgressLog) -> str:
         manager = runtime.manager
         existing = await self._existing_session(runtime)
         if existing is not None and existing.state in ACTIVE_STATES:
@@ -276,7 +294,11 @@ class RaworcSpawner(Spawner):
             else:
                 log.add(f"Resuming session {session_id}; the workspace is kept", progress=5)
                 session = await self._resume(runtime, existing)
-            return await self._wait_ready(session, events, log)
+            session = await self._wait_ready(session, events, log)
+            url = await self._server_url(runtime, session)
+            log.add(f"Waiting for the server to listen at {url}", progress=92)
+            await self._wait_listening(url, events, log)
+            return url
 
     async def _existing_session(self, runtime: HubRuntime) -> Session | None:
         if not self.session_id:
@@ -323,11 +345,38 @@ class RaworcSpawner(Spawner):
             log.add_event(event)
             if event.kind == "ready":
                 return session
-            if event.kind == "failed":
-                raise SpawnFailed(f"{event.reason}: {event.message}")
-            if event.kind == "paused":
-                raise SpawnFailed(f"the session was stopped while starting: {event.message}")
+            _raise_if_over(event)
         raise SpawnFailed("the session was deleted while starting")
+
+    async def _wait_listening(
+        self, url: str, events: AsyncIterator[SessionEvent], log: ProgressLog
+    ) -> None:
+        """Wait until the server accepts connections, or fail with the session's reason.
+
+        A server that exits during its own start-up (a bad option, a missing extension) then
+        fails the spawn with its last output instead of the hub's generic HTTP timeout.
+        Bounded by ``http_timeout``; the hub checks HTTP itself afterwards.
+        """
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        next_event: asyncio.Future[SessionEvent] = asyncio.ensure_future(anext(events))
+        delay = 0.05
+        try:
+            async with asyncio.timeout(self.http_timeout):
+                while not await _accepts_connections(host, port):
+                    done, _ = await asyncio.wait({next_event}, timeout=delay)
+                    if done:
+                        event = next_event.result()
+                        log.add_event(event)
+                        _raise_if_over(event)
+                        next_event = asyncio.ensure_future(anext(events))
+                    delay = min(delay * 2, 1.0)
+        except StopAsyncIteration:
+            raise SpawnFailed("the session was deleted while starting") from None
+        except TimeoutError:
+            log.add(f"The server does not listen at {url} yet; the hub keeps waiting")
+        finally:
+            next_event.cancel()
 
     def _failure(self, session: Session) -> str:
         return session.error or f"session {session.id} failed ({session.termination_reason})"
