@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from .errors import ApiError
+from .errors import ApiError, bad_request
 from .objects import Obj
 from .resources import ResourceType
 from .selectors import Selector
@@ -102,7 +102,7 @@ class WatchHub:
             if send_initial_end:
                 watcher.queue.put_nowait(self.bookmark(rt, initial_end=True))
         else:
-            for change in self.store.changes_since(int(resource_version)):
+            for change in self.store.changes_since(_version(resource_version)):
                 if change.resource == rt.key:
                     watcher.offer(change)
         self._watchers.setdefault(rt.key, set()).add(watcher)
@@ -135,3 +135,10 @@ class WatchHub:
     def _on_change(self, change: Change) -> None:
         for watcher in self._watchers.get(change.resource, ()):
             watcher.offer(change)
+
+
+def _version(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError as e:
+        raise bad_request(f"invalid resource version: {text!r}") from e

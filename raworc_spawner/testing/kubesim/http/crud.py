@@ -148,6 +148,9 @@ async def watch(sim: KubeSim, request: web.Request, route: Route) -> web.StreamR
     try:
         watcher = sim.hub.open(route.rt, namespace, opts.selector, rv, send_initial_end=initial_end)
     except ApiError as e:
+        if e.code != 410:
+            raise
+        # An expired version is reported inside a successful stream, as the watch cache does.
         await response.prepare(request)
         await response.write(error_event(e))
         await response.write_eof()
