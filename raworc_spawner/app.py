@@ -21,7 +21,7 @@ from typing import Any
 from dotenv import dotenv_values
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
-from traitlets import Bool, Dict, Int, TraitError, Unicode, Union, validate
+from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, Union, validate
 from traitlets.config import Application, Config, Configurable, PyFileConfigLoader
 
 from raworc_spawner import __version__
@@ -33,6 +33,7 @@ from raworc_spawner.errors import InvalidConfig
 from raworc_spawner.handlers import end_streams, make_web_app
 from raworc_spawner.handlers.auth import TokenAuthenticator
 from raworc_spawner.logs import LogSpecError, configure_logging, parse_log_spec
+from raworc_spawner.sessions.culler import Culler
 from raworc_spawner.sessions.manager import SessionManager
 from raworc_spawner.sessions.model import Principal
 from raworc_spawner.sessions.reconcile import Reconciler
@@ -69,7 +70,14 @@ class RaworcApp(Application):
     description = "Sessions with their own compute and a persistent workspace."
     version = __version__
 
-    classes = [SessionManager, Reconciler, LocalBackend, KubernetesBackend, KubernetesSettings]
+    classes = [
+        SessionManager,
+        Reconciler,
+        Culler,
+        LocalBackend,
+        KubernetesBackend,
+        KubernetesSettings,
+    ]
 
     aliases = {
         "ip": "RaworcApp.ip",
@@ -161,6 +169,28 @@ class RaworcApp(Application):
     max_body_bytes = Int(
         1024 * 1024,
         help="""Largest request body accepted, in bytes; larger ones get 413.""",
+    ).tag(config=True)
+
+    proxy_wake_timeout_seconds = Float(
+        120.0,
+        help="""Seconds a request to a sleeping session waits for it to wake before it gets 503
+        with Retry-After.""",
+    ).tag(config=True)
+
+    proxy_max_waiting = Int(
+        100,
+        help="""Requests that may wait at once for one session to wake; more get 503 at once.""",
+    ).tag(config=True)
+
+    proxy_max_body_bytes = Int(
+        1024**3,
+        help="""Largest request body the session proxy passes through, in bytes (it is
+        streamed, never held in memory whole).""",
+    ).tag(config=True)
+
+    proxy_request_timeout_seconds = Float(
+        3600.0,
+        help="""Longest time one proxied request may take (streams included), in seconds.""",
     ).tag(config=True)
 
     shutdown_grace_seconds = Int(
@@ -331,6 +361,8 @@ class RaworcApp(Application):
         await self.manager.start()
         self.reconciler = Reconciler(parent=self, manager=self.manager)
         await self.reconciler.start()
+        self.culler = Culler(parent=self, manager=self.manager)
+        await self.culler.start()
         tokens = {self.ensure_admin_token(): Principal(self.admin_user, admin=True)}
         tokens.update(self.principals())
         self.web_app = web_app = make_web_app(
@@ -338,6 +370,10 @@ class RaworcApp(Application):
             auth=TokenAuthenticator(tokens),
             max_body_bytes=self.max_body_bytes,
             cookie_secret=self.cookie_secret(),
+            proxy_wake_timeout=self.proxy_wake_timeout_seconds,
+            proxy_max_waiting=self.proxy_max_waiting,
+            proxy_request_timeout=self.proxy_request_timeout_seconds,
+            proxy_max_body_bytes=self.proxy_max_body_bytes,
         )
         self._http = HTTPServer(web_app, xheaders=True, max_body_size=self.max_body_bytes * 4)
         sockets = bind_sockets(self.port, self.ip, family=_family(self.ip))
@@ -355,6 +391,7 @@ class RaworcApp(Application):
                 )
             except TimeoutError:
                 self.log.warning("connections still open after %ss", self.shutdown_grace_seconds)
+        await self.culler.close()
         await self.reconciler.close()
         await self.manager.close()
         await self.store.close()

@@ -125,6 +125,9 @@ class Backend(Protocol):
     def compute_state(self, session_id: str) -> ComputeState:
         """The compute's state from the backend's cache, without I/O."""
 
+    def address(self, session_id: str) -> str | None:
+        """The IP address the running compute listens on (None when not running); no I/O."""
+
     async def status(self, session_id: str) -> dict[str, Any]:
         """A JSON-ready description of the session's compute and workspace."""
 

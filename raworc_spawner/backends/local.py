@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from traitlets import Dict, Float, Int, List, Unicode, default, validate
+from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from raworc_spawner.backends.base import (
@@ -65,6 +66,7 @@ class _Proc:
     start_time: int
     container_id: str
     port: int | None
+    host: str
     watcher: ProcessWatcher
     stopping: bool = False
 
@@ -99,6 +101,13 @@ class LocalBackend(LoggingConfigurable):
         help="""Address-space limit per session process as a Kubernetes quantity (``1Gi``),
         enforced with RLIMIT_AS where the OS allows. Best effort: it limits virtual memory, not
         resident memory. Empty (the default) means no limit.""",
+    ).tag(config=True)
+
+    loopback_per_session = Bool(
+        True,
+        help="""Give each session its own loopback address (127.x.y.z, in ``SESSION_HOST``) so
+        that several sessions can serve the same port; the session proxy forwards there. False:
+        every session is reached on 127.0.0.1.""",
     ).tag(config=True)
 
     stop_grace_seconds = Float(
@@ -236,6 +245,11 @@ class LocalBackend(LoggingConfigurable):
             return ComputeState.FAILED
         return ComputeState.ABSENT
 
+    def address(self, session_id: str) -> str | None:
+        """The session's loopback address while its process runs."""
+        proc = self._procs.get(session_id)
+        return proc.host if proc is not None and not proc.stopping else None
+
     async def status(self, session_id: str) -> dict[str, Any]:
         """The process and the workspace as the OS sees them."""
         proc = self._procs.get(session_id)
@@ -248,6 +262,7 @@ class LocalBackend(LoggingConfigurable):
                 "pid": proc.pid if proc else None,
                 "container_id": proc.container_id if proc else None,
                 "port": proc.port if proc else None,
+                "host": proc.host if proc else None,
                 "reason": failure.reason if failure else None,
                 "message": failure.detail if failure else None,
             },
@@ -316,15 +331,28 @@ class LocalBackend(LoggingConfigurable):
         return Placement(
             container_id=proc.container_id,
             persistent_volume_id=volume_id,
-            host="127.0.0.1",
+            host=proc.host,
             port=proc.port,
         )
 
-    def _env(self, spec: SessionSpec) -> dict[str, str]:
+    def _host_for(self, session_id: str) -> str:
+        """A loopback address for the session, distinct from every running session's."""
+        if not self.loopback_per_session:
+            return "127.0.0.1"
+        taken = {proc.host for sid, proc in self._procs.items() if sid != session_id}
+        digest = hashlib.sha256(session_id.encode()).digest()
+        for i in range(len(digest) - 2):
+            host = f"127.{100 + digest[i] % 100}.{digest[i + 1]}.{1 + digest[i + 2] % 254}"
+            if host not in taken:
+                return host
+        return "127.0.0.1"
+
+    def _env(self, spec: SessionSpec, host: str) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
             "HOME": str(self.workspace(spec.session_id)),
+            "SESSION_HOST": host,
         }
         env.update(self.extra_env)
         env.update(spec.session_env())
@@ -337,12 +365,13 @@ class LocalBackend(LoggingConfigurable):
         log_path = self.log_file(sid)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         limit = int(parse_quantity(self.memory_limit)) if self.memory_limit else None
+        host = self._host_for(sid)
         with log_path.open("ab") as log:
             try:
                 child = await asyncio.create_subprocess_exec(
                     *command,
                     cwd=self.workspace(sid),
-                    env=self._env(spec),
+                    env=self._env(spec, host),
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=log,
                     stderr=asyncio.subprocess.STDOUT,
@@ -356,6 +385,7 @@ class LocalBackend(LoggingConfigurable):
             start_time=process_start_time(child.pid) or 0,
             container_id=str(uuid.uuid4()),
             port=spec.port,
+            host=host,
             watcher=ProcessWatcher.for_child(child, lambda code: self._on_exit(sid, code)),
         )
         self._procs[sid] = proc
@@ -379,6 +409,7 @@ class LocalBackend(LoggingConfigurable):
             start_time=start_time,
             container_id=str(state.get("container_id") or uuid.uuid4()),
             port=state.get("port"),
+            host=str(state.get("host") or "127.0.0.1"),
             watcher=watcher,
         )
         self.log.info("re-adopted process %d of session %s", pid, session_id)
@@ -389,6 +420,7 @@ class LocalBackend(LoggingConfigurable):
             "start_time": proc.start_time,
             "container_id": proc.container_id,
             "port": proc.port,
+            "host": proc.host,
         }
         _write_atomic(self._state_file(session_id), json.dumps(state))
 

@@ -7,7 +7,12 @@ from tornado.iostream import StreamClosedError
 from raworc_spawner.errors import ValidationError
 from raworc_spawner.handlers.base import BaseHandler, checked_session_id, route
 from raworc_spawner.sessions.model import SessionState
-from raworc_spawner.sessions.requests import parse_create, parse_state, parse_update
+from raworc_spawner.sessions.requests import (
+    parse_create,
+    parse_remix,
+    parse_state,
+    parse_update,
+)
 
 API = "/api/v0"
 MAX_PAGE_SIZE = 500
@@ -90,6 +95,28 @@ class SessionStateHandler(BaseHandler):
         self.write_json(session.to_dict())
 
 
+class SessionRemixHandler(BaseHandler):
+    """``POST``: a new session whose workspace starts as a copy of this one's."""
+
+    async def post(self, raw_id: str) -> None:
+        """Create the remix; fields not given are inherited from the parent."""
+        changes = parse_remix(self.json_body(allow_empty=True))
+        session = await self.manager.remix(self.principal, checked_session_id(raw_id), changes)
+        self.set_header("Location", f"{API}/sessions/{session.id}")
+        self.write_json(session.to_dict(), status=201)
+
+
+class SessionActivityHandler(BaseHandler):
+    """``POST``: an agent's heartbeat; keeps a session from being culled as idle."""
+
+    async def post(self, raw_id: str) -> None:
+        """Note activity now (written in the next batch); answers 204."""
+        session_id = checked_session_id(raw_id)
+        await self.manager.get(self.principal, session_id)
+        self.set_status(204)
+        self.finish()
+
+
 class SessionStatusHandler(BaseHandler):
     """The session with its compute and workspace as the backend sees them now."""
 
@@ -130,4 +157,6 @@ routes = [
     route(rf"{SESSION}/state", SessionStateHandler, "session_state"),
     route(rf"{SESSION}/status", SessionStatusHandler, "session_status"),
     route(rf"{SESSION}/logs", SessionLogsHandler, "session_logs"),
+    route(rf"{SESSION}/remix", SessionRemixHandler, "session_remix"),
+    route(rf"{SESSION}/activity", SessionActivityHandler, "session_activity"),
 ]

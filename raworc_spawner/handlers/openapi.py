@@ -154,6 +154,18 @@ SCHEMAS: dict[str, Schema] = {
         },
         required=[],
     ),
+    "RemixSession": obj(
+        {
+            "name": _NAME,
+            "namespace": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
+            "starting_prompt": _PROMPT,
+            "agent_ids": _AGENT_IDS,
+            "metadata": _METADATA,
+            "waiting_timeout_seconds": _TIMEOUT,
+            "profile": NULLABLE_STRING,
+        },
+        required=[],
+    ),
     "StateChange": obj({"state": {"type": "string", "enum": list(requests.SETTABLE_STATES)}}),
     "Error": ERROR,
     "Health": obj(
@@ -289,6 +301,33 @@ def _sessions_paths() -> dict[str, Schema]:
                 requestBody=body("StateChange"),
             ),
         },
+        f"{one}/remix": {
+            "parameters": [SESSION_ID],
+            "post": op(
+                "Create a session whose workspace starts as a copy of this one's",
+                responses(
+                    {"201": {**session, "headers": {"Location": {"schema": {"type": "string"}}}}},
+                    400,
+                    *AUTH,
+                    413,
+                    422,
+                    429,
+                    502,
+                    503,
+                ),
+                requestBody={
+                    "required": False,
+                    "content": {"application/json": {"schema": ref("RemixSession")}},
+                },
+            ),
+        },
+        f"{one}/activity": {
+            "parameters": [SESSION_ID],
+            "post": op(
+                "Heartbeat: note activity so the idle culler leaves the session running",
+                responses({"204": {"description": "Noted."}}, *AUTH),
+            ),
+        },
         f"{one}/status": {
             "parameters": [SESSION_ID],
             "get": op(
@@ -367,6 +406,33 @@ def _stream_paths() -> dict[str, Schema]:
     }
 
 
+def _proxy_paths() -> dict[str, Schema]:
+    params = [
+        SESSION_ID,
+        param(
+            "port",
+            "path",
+            {"type": "integer", "minimum": 1, "maximum": 65535},
+            "Port the session's server listens on.",
+            required=True,
+        ),
+        param("path", "path", {"type": "string"}, "Path on the session's server.", required=True),
+    ]
+    forwarded = {
+        "200": {"description": "The session's own answer (any status, streamed)."},
+        "101": {"description": "WebSocket upgrade, relayed both ways."},
+    }
+    summary = (
+        "Forward HTTP or WebSocket traffic to the session's port, waking it first if it "
+        "sleeps (503 with Retry-After if it cannot wake in time)"
+    )
+    errors = (*AUTH, 422, 502, 503)
+    methods = ("get", "head", "post", "put", "patch", "delete", "options")
+    item: dict[str, Any] = {"parameters": params}
+    item.update({m: op(summary, responses(forwarded, *errors)) for m in methods})
+    return {"/sessions/{id}/proxy/{port}/{path}": item}
+
+
 def _system_paths() -> dict[str, Schema]:
     public: list[Schema] = [{}]
     text = {"text/plain": {"schema": {"type": "string"}}}
@@ -421,7 +487,7 @@ def openapi_document() -> Schema:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "paths": {**_sessions_paths(), **_stream_paths(), **_system_paths()},
+        "paths": {**_sessions_paths(), **_stream_paths(), **_proxy_paths(), **_system_paths()},
         "components": {
             "schemas": SCHEMAS,
             "responses": error_responses,

@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from traitlets import Enum, Float, Int, Unicode
@@ -29,6 +30,7 @@ from raworc_spawner.errors import (
     SessionNotFound,
 )
 from raworc_spawner.sessions import metrics
+from raworc_spawner.sessions.activity import ActivityTracker
 from raworc_spawner.sessions.events import ALL, EventBus
 from raworc_spawner.sessions.model import (
     ACTIVE_STATES,
@@ -72,6 +74,13 @@ class Store(Protocol):
     async def events(
         self, session_id: str, *, after_seq: int = 0, limit: int = 200
     ) -> EventList: ...
+    async def touch(self, activity: Mapping[str, datetime]) -> None: ...
+    async def idle_candidates(
+        self, *, now: datetime, default_timeout: int, limit: int = 100
+    ) -> SessionList: ...
+    async def retention_candidates(
+        self, *, older_than: datetime, state: SessionState = ..., limit: int = 100
+    ) -> SessionList: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +131,12 @@ class SessionManager(LoggingConfigurable):
         wakes on the next resume, workspace intact) or ``restart`` its compute at once.""",
     ).tag(config=True)
 
+    activity_flush_seconds = Float(
+        5.0,
+        help="""Seconds between batched writes of session activity (API calls, proxied
+        requests, heartbeats). Activity is coalesced in memory in between.""",
+    ).tag(config=True)
+
     default_namespace = Unicode(
         "default",
         help="""Logical namespace given to sessions created without one (not a Kubernetes
@@ -133,6 +148,8 @@ class SessionManager(LoggingConfigurable):
         self.store = store
         self.backend = backend
         self.bus = EventBus()
+        self.activity = ActivityTracker(store, flush_interval=self.activity_flush_seconds)
+        self._wakes: dict[str, asyncio.Task[Session]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -143,6 +160,7 @@ class SessionManager(LoggingConfigurable):
     async def start(self) -> None:
         """Start the backend and listen to its events."""
         await self.backend.start(self._on_backend_event)
+        self.activity.start()
 
     async def close(self) -> None:
         """Stop background work; sessions' compute keeps running."""
@@ -150,6 +168,7 @@ class SessionManager(LoggingConfigurable):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.activity.close()
         await self.backend.close()
 
     # -- queries ------------------------------------------------------------------------------
@@ -159,6 +178,8 @@ class SessionManager(LoggingConfigurable):
         session = await self.store.get(session_id)
         if session is None or not principal.may_see(session):
             raise SessionNotFound(session_id)
+        if principal is not SYSTEM:
+            self.activity.note(session_id)  # an API call about the session is activity
         return session
 
     async def list(
@@ -344,17 +365,11 @@ class SessionManager(LoggingConfigurable):
                 raise BackendError(message) from e
             await self.store.delete(session_id)
         self._locks.pop(session_id, None)
+        self.activity.forget(session_id)
         metrics.SESSIONS_DELETED.labels(self.backend.name).inc()
         metrics.DELETE_DURATION.labels(self.backend.name).observe(time.monotonic() - began)
         self.bus.publish(SessionEvent(session_id, 0, "deleted", "session deleted"))
         self.bus.close_session(session_id)
-
-    async def touch(self, session_id: str) -> None:
-        """Note activity on a session (used by proxies and agents)."""
-        session = await self.store.get(session_id)
-        if session is not None:
-            with contextlib.suppress(Conflict, SessionNotFound):
-                await self.store.update(session.evolve(last_activity_at=utcnow()))
 
     async def adopt_starting(self, session_id: str) -> None:
         """Watch a session found in ``init`` with compute (after a restart) until it is ready."""
@@ -379,6 +394,111 @@ class SessionManager(LoggingConfigurable):
                     session, S.INIT, "restarting", message, reason="ComputeLost"
                 )
             return await self._start_compute(session, self._spec(session, {}), create=False)
+
+    # -- serverless lifecycle -----------------------------------------------------------------
+
+    def note_activity(self, session_id: str, when: datetime | None = None) -> None:
+        """Record activity on a session (coalesced; written in batches)."""
+        self.activity.note(session_id, when)
+
+    async def cull(self, session_id: str, *, message: str, expected: SessionState) -> bool:
+        """Pause an idle session for the culler; False if it changed or saw activity meanwhile."""
+        async with self._lock(session_id):
+            session = await self.store.get(session_id)
+            if session is None or session.state != expected:
+                return False
+            if self.activity.pending(session_id) is not None:
+                return False
+            self._cancel_waiter(session_id)
+            await self.backend.pause(session_id)
+            await self._transition(
+                session, S.IDLE, "culled", message, reason="Culled", terminated_at=utcnow()
+            )
+        metrics.SESSIONS_CULLED.labels(expected.value).inc()
+        return True
+
+    async def warn_retention(self, session: Session, *, deadline: datetime) -> bool:
+        """Record a ``retention-warning`` event once per idle period; True if recorded now."""
+        since = session.last_activity_at or session.created_at
+        recent = await self.store.events(session.id, limit=self.max_events_per_session)
+        if any(e.kind == "retention-warning" and e.timestamp >= since for e in recent):
+            return False
+        when = deadline.isoformat(timespec="minutes")
+        message = f"unused workspace will be deleted at {when} unless the session is used"
+        await self._record(session, "retention-warning", message, reason="Retention")
+        return True
+
+    async def retire(self, session_id: str, *, days: float) -> None:
+        """Delete an idle session whose workspace went unused for ``days`` (retention)."""
+        session = await self.store.get(session_id)
+        if session is None or session.state != S.IDLE:
+            return
+        await self._record(session, "retired", f"unused for {days:g} days; deleting")
+        await self.delete(SYSTEM, session_id)
+        metrics.SESSIONS_RETIRED.inc()
+
+    async def wake(self, principal: Principal, session_id: str, *, timeout: float) -> Session:
+        """Make a session ready, resuming it if it sleeps; concurrent callers share one resume.
+
+        Raises ``TimeoutError`` if it is not ready within ``timeout`` seconds and
+        :class:`SessionFailed` if it fails to start.
+        """
+        session = await self.get(principal, session_id)
+        if session.state in (S.READY, S.BUSY):
+            return session
+        task = self._wakes.get(session_id)
+        if task is None:
+            task = self._spawn(self._wake(session_id))
+            self._wakes[session_id] = task
+            task.add_done_callback(lambda _: self._wakes.pop(session_id, None))
+        return await asyncio.wait_for(asyncio.shield(task), timeout)
+
+    async def _wake(self, session_id: str) -> Session:
+        began = time.monotonic()
+        async with self.bus.subscribe(session_id) as events:
+            session = await self.get(SYSTEM, session_id)
+            if session.state in (S.IDLE, S.ERROR):
+                metrics.WAKES.inc()
+                await self.set_state(SYSTEM, session_id, "ready")
+            session = await self._until_settled(session_id, events)
+        metrics.WAKE_DURATION.observe(time.monotonic() - began)
+        return session
+
+    async def _until_settled(self, session_id: str, events: AsyncIterator[SessionEvent]) -> Session:
+        while True:
+            session = await self.get(SYSTEM, session_id)
+            if session.state in (S.READY, S.BUSY):
+                return session
+            if session.state in (S.ERROR, S.IDLE, S.DELETING):
+                reason = session.termination_reason or session.state.value
+                raise SessionFailed(reason, session.error or f"session is {session.state.value}")
+            await anext(events)
+
+    def address(self, session_id: str) -> str | None:
+        """Where the session's compute can be reached (an IP), from the backend's cache."""
+        return self.backend.address(session_id)
+
+    async def remix(
+        self, principal: Principal, parent_id: str, changes: Mapping[str, Any]
+    ) -> Session:
+        """A new session whose workspace starts as a copy of the parent's.
+
+        Fields not in ``changes`` are inherited from the parent; the name defaults to
+        ``<parent name> (remix)``.
+        """
+        parent = await self.get(principal, parent_id)
+        request = CreateRequest(
+            name=changes.get("name") or f"{parent.name} (remix)",
+            namespace=changes.get("namespace") or parent.namespace,
+            starting_prompt=changes.get("starting_prompt", parent.starting_prompt),
+            agent_ids=changes.get("agent_ids", parent.agent_ids),
+            metadata=changes.get("metadata", parent.metadata),
+            waiting_timeout_seconds=changes.get(
+                "waiting_timeout_seconds", parent.waiting_timeout_seconds
+            ),
+            profile=changes.get("profile", parent.profile),
+        )
+        return await self.create(principal, request, spec_extra={"clone_from": parent.id})
 
     # -- internals: state machine -------------------------------------------------------------
 

@@ -30,3 +30,15 @@ DELETE_DURATION = Histogram(
     ["backend"],
     buckets=_DURATION_BUCKETS,
 )
+SESSIONS_CULLED = Counter(
+    "raworc_sessions_culled_total", "Sessions paused by the idle culler, by state.", ["state"]
+)
+SESSIONS_RETIRED = Counter(
+    "raworc_sessions_retired_total", "Idle sessions deleted by the retention policy."
+)
+WAKES = Counter("raworc_session_wakes_total", "Sleeping sessions woken by a request.")
+WAKE_DURATION = Histogram(
+    "raworc_session_wake_duration_seconds",
+    "Seconds from a request reaching a sleeping session to the session being ready.",
+    buckets=_DURATION_BUCKETS,
+)

@@ -75,6 +75,22 @@ def parse_update(body: object) -> dict[str, Any]:
     return {key: checks[key](value) for key, value in data.items()}
 
 
+def parse_remix(body: object) -> dict[str, Any]:
+    """Validate a remix body: any create field, all optional (the rest is inherited)."""
+    data = _object(body)
+    _reject_unknown(data, CREATE_FIELDS)
+    checks = {
+        "name": check_name,
+        "namespace": _namespace,
+        "starting_prompt": _prompt,
+        "agent_ids": _agent_ids,
+        "metadata": _metadata,
+        "waiting_timeout_seconds": _timeout,
+        "profile": _profile,
+    }
+    return {key: checks[key](value) for key, value in data.items()}
+
+
 def parse_state(body: object) -> str:
     """Validate a state-change body ``{"state": "ready"|"idle"|"busy"}``."""
     data = _object(body)

@@ -300,14 +300,22 @@ class SessionStore:
             return [row_to_session(row) for row in await conn.execute(stmt)]
 
     async def retention_candidates(
-        self, *, older_than: datetime, limit: int = 100
+        self,
+        *,
+        older_than: datetime,
+        state: SessionState = SessionState.IDLE,
+        limit: int = 100,
     ) -> builtins.list[Session]:
-        """Idle sessions whose last activity is before ``older_than``, oldest first."""
+        """Sessions in ``state`` (idle by default) last active before ``older_than``, oldest first.
+
+        Uses the (state, last activity) index: it serves workspace retention (idle) and the
+        culler's timeout for agents stuck in ``busy``.
+        """
         check_limit(limit)
         anchor = activity_anchor()
         stmt = (
             sa.select(sessions_table)
-            .where(_S.state == SessionState.IDLE.value, anchor < to_utc_ms(older_than))
+            .where(_S.state == state.value, anchor < to_utc_ms(older_than))
             .order_by(anchor, _S.id)
             .limit(limit)
         )

@@ -95,7 +95,8 @@ async def test_real_responses_match_the_documented_schemas(
 
 def documented_path(pattern: str) -> str:
     """``/api/v0/sessions/([^/]+)/state$`` → ``/api/v0/sessions/{id}/state``."""
-    return re.sub(r"\([^)]*\)", "{id}", pattern).rstrip("$")
+    named = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)
+    return re.sub(r"\([^)]*\)", "{id}", named).rstrip("$")
 
 
 @pytest.mark.asyncio

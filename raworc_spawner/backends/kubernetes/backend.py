@@ -277,6 +277,13 @@ class KubernetesBackend(LoggingConfigurable):
             return ComputeState.FAILED
         return podstate.compute_state(self._pod(session_id))
 
+    def address(self, session_id: str) -> str | None:
+        """The pod IP, only while the pod is running and ready."""
+        pod = self._pod(session_id)
+        if not podstate.is_ready(pod):
+            return None
+        return ((pod or {}).get("status") or {}).get("podIP")
+
     async def status(self, session_id: str) -> dict[str, Any]:
         """Pod, PVC and recent events, from the caches."""
         failure = self._failures.get(session_id)

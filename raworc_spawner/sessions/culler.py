@@ -1,0 +1,142 @@
+"""The idle culler: scale idle sessions to zero, and retire long-unused workspaces.
+
+One periodic task. Each pass flushes pending activity, then asks the store (through its index on
+state and last activity) for the sessions whose time is up — it never scans every session:
+
+- ``ready`` sessions idle for their ``waiting_timeout_seconds`` (or the default) are paused with
+  a ``culled`` event: compute gone, workspace kept, state ``idle``;
+- optionally, ``busy`` sessions with no activity for ``busy_timeout_seconds`` (a stuck agent);
+- optionally, ``idle`` sessions unused for ``retention_days`` are deleted, after a
+  ``retention-warning`` event ``retention_warning_days`` earlier. Never ``ready`` or ``busy`` ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from traitlets import Float, Int
+from traitlets.config import LoggingConfigurable
+
+from raworc_spawner.errors import RaworcError
+from raworc_spawner.sessions.manager import SessionManager
+from raworc_spawner.sessions.model import Session, SessionState, utcnow
+
+BATCH = 100
+
+
+class Culler(LoggingConfigurable):
+    """Pauses idle sessions and retires old workspaces, periodically."""
+
+    interval_seconds = Float(
+        30.0,
+        help="""Seconds between culler passes. 0 turns the culler off (sessions are never
+        paused for idleness, and retention does not run).""",
+    ).tag(config=True)
+
+    busy_timeout_seconds = Int(
+        0,
+        help="""Pause ``busy`` sessions with no activity for this many seconds (an agent that
+        stopped sending heartbeats). 0 means busy sessions are never culled.""",
+    ).tag(config=True)
+
+    retention_days = Float(
+        0.0,
+        help="""Delete idle sessions (pod, PVC/workspace and record) unused for this many days.
+        0 (the default) keeps workspaces forever. Never touches ready or busy sessions.""",
+    ).tag(config=True)
+
+    retention_warning_days = Float(
+        1.0,
+        help="""Days before a retention delete at which a ``retention-warning`` event is
+        recorded on the session.""",
+    ).tag(config=True)
+
+    def __init__(self, *, manager: SessionManager, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.manager = manager
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Begin the periodic passes (if enabled)."""
+        if self.interval_seconds > 0:
+            self._task = asyncio.create_task(self._loop(), name="culler")
+
+    async def close(self) -> None:
+        """Stop the periodic passes."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run_once(self) -> dict[str, list[str]]:
+        """One pass; returns the ids acted on, by action."""
+        await self.manager.activity.flush()
+        done: dict[str, list[str]] = {"culled": [], "busy-culled": [], "warned": [], "retired": []}
+        done["culled"] = await self._cull_idle()
+        if self.busy_timeout_seconds > 0:
+            done["busy-culled"] = await self._cull_stuck_busy()
+        if self.retention_days > 0:
+            done["warned"], done["retired"] = await self._retire()
+        return done
+
+    async def _cull_idle(self) -> list[str]:
+        store = self.manager.store
+        default = self.manager.default_waiting_timeout_seconds
+        culled: list[str] = []
+        while True:
+            batch = await store.idle_candidates(now=utcnow(), default_timeout=default, limit=BATCH)
+            batch = [s for s in batch if s.id not in culled]
+            for session in batch:
+                timeout = session.waiting_timeout_seconds
+                seconds = default if timeout is None else timeout
+                if await self._cull(session, f"no activity for {seconds} s", SessionState.READY):
+                    culled.append(session.id)
+            if len(batch) < BATCH:
+                return culled
+
+    async def _cull_stuck_busy(self) -> list[str]:
+        older_than = utcnow() - timedelta(seconds=self.busy_timeout_seconds)
+        stuck = await self.manager.store.retention_candidates(
+            older_than=older_than, state=SessionState.BUSY, limit=BATCH
+        )
+        message = f"busy with no activity for {self.busy_timeout_seconds} s"
+        return [s.id for s in stuck if await self._cull(s, message, SessionState.BUSY)]
+
+    async def _cull(self, session: Session, message: str, expected: SessionState) -> bool:
+        try:
+            return await self.manager.cull(session.id, message=message, expected=expected)
+        except RaworcError as e:
+            self.log.warning("could not cull session %s: %s", session.id, e)
+            return False
+
+    async def _retire(self) -> tuple[list[str], list[str]]:
+        now = utcnow()
+        retention = timedelta(days=self.retention_days)
+        warn_at = retention - timedelta(days=min(self.retention_warning_days, self.retention_days))
+        store = self.manager.store
+        warned, retired = [], []
+        for session in await store.retention_candidates(older_than=now - warn_at, limit=BATCH):
+            anchor = session.last_activity_at or session.started_at or session.created_at
+            if anchor <= now - retention:
+                try:
+                    await self.manager.retire(session.id, days=self.retention_days)
+                    retired.append(session.id)
+                except RaworcError as e:
+                    self.log.warning("could not retire session %s: %s", session.id, e)
+            elif await self.manager.warn_retention(session, deadline=anchor + retention):
+                warned.append(session.id)
+        return warned, retired
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_seconds)
+            try:
+                done = await self.run_once()
+                if any(done.values()):
+                    self.log.info("culler: %s", {k: len(v) for k, v in done.items() if v})
+            except Exception:
+                self.log.exception("culler pass failed; will try again")

@@ -1,0 +1,60 @@
+"""A server whose sessions run a small web app on a known port, for the proxy and culler."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from raworc_spawner.app import RaworcApp
+from tests.api.conftest import Server, _delete_everything, _kill_group, make_config
+
+UPSTREAM = Path(__file__).with_name("upstream.py")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def upstream_port() -> int:
+    """The port session processes listen on."""
+    return free_port()
+
+
+@pytest_asyncio.fixture
+async def server(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    upstream_port: int,
+    no_leaked_tasks: None,
+) -> AsyncIterator[Server]:
+    """A server whose sessions serve ``upstream.py`` on ``upstream_port``; culler manual."""
+    monkeypatch.chdir(tmp_path)
+    config = make_config(tmp_path)
+    config.LocalBackend.command = [sys.executable, str(UPSTREAM), str(upstream_port)]
+    config.LocalBackend.ready_after_seconds = 0.4  # time for the web app to listen
+    config.Culler.interval_seconds = 0.0
+    config.SessionManager.activity_flush_seconds = 0.1
+    config.RaworcApp.proxy_wake_timeout_seconds = 20.0
+    data_dir = tmp_path / "data"
+    app = RaworcApp(config=config)
+    app.initialize(["--port=0", f"--data-dir={data_dir}"])
+    await app.start_services()
+    srv = Server(app=app, data_dir=data_dir)
+    try:
+        yield srv
+    finally:
+        for client in srv.clients:
+            await client.aclose()
+        await _delete_everything(app)
+        pids = srv.session_pids()
+        await app.stop_services()
+        for pid in pids:
+            _kill_group(pid)
