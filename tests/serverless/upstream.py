@@ -53,7 +53,7 @@ async def main() -> None:
             ("/ws", Echoes),
         ]
     )
-    host = os.environ.get("SESSION_HOST", "127.0.0.1")
+    host = os.environ.get("SESSION_HOST") or os.environ.get("KUBESIM_POD_IP") or "127.0.0.1"
     app.listen(int(sys.argv[1]), host, max_body_size=64 * 1024 * 1024)
     await asyncio.Event().wait()
 

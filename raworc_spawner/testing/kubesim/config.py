@@ -59,6 +59,8 @@ class StorageClassSpec:
     provisioner: str = "kubesim.io/hostpath"
     default: bool = False
     allow_expansion: bool = True
+    supports_cloning: bool = True
+    """Whether the simulated CSI driver can clone a claim (a PVC ``dataSource``)."""
 
 
 @dataclass
@@ -91,6 +93,7 @@ def _default_storage_classes() -> list[StorageClassSpec]:
     return [
         StorageClassSpec(name="standard", default=True),
         StorageClassSpec(name="wait-for-consumer", binding_mode="WaitForFirstConsumer"),
+        StorageClassSpec(name="no-cloning", supports_cloning=False),
     ]
 
 

@@ -39,6 +39,7 @@ class Binder:
         self.ctx = ctx
         self._reported: set[tuple[str, str]] = set()
         self._pending: set[str] = set()
+        self._no_cloning = {sc.name for sc in ctx.config.storage_classes if not sc.supports_cloning}
 
     def start(self) -> None:
         for spec in self.ctx.config.storage_classes:
@@ -103,6 +104,11 @@ class Binder:
                 f'storageclass.storage.k8s.io "{class_name}" not found',
             )
             return
+        problem = self._clone_problem(pvc, class_name)
+        if problem is not None:
+            message = f'failed to provision volume with StorageClass "{class_name}": {problem}'
+            self._report_once(pvc, "Warning", "ProvisioningFailed", message)
+            return
         waits = sc.get("volumeBindingMode") == "WaitForFirstConsumer"
         if waits and not (m.get("annotations") or {}).get(SELECTED_NODE):
             self._report_once(
@@ -126,6 +132,26 @@ class Binder:
             m["name"],
             m["uid"],
         )
+
+    def _clone_problem(self, pvc: Obj, class_name: str) -> str | None:
+        """Why a claim's ``dataSource`` clone cannot be provisioned, or None (also no clone)."""
+        source = (pvc.get("spec") or {}).get("dataSource") or {}
+        if not source:
+            return None
+        if source.get("kind") != "PersistentVolumeClaim":
+            return f"data source kind {source.get('kind')!r} is not supported"
+        if class_name in self._no_cloning:
+            return "rpc error: code = InvalidArgument desc = volume cloning is not supported"
+        namespace = pvc["metadata"]["namespace"]
+        parent = self.ctx.store.get("persistentvolumeclaims", namespace, source.get("name", ""))
+        if parent is None or (parent.get("status") or {}).get("phase") != "Bound":
+            return (
+                "error getting handle for DataSource Type PersistentVolumeClaim by Name "
+                f"{source.get('name')}: claim not found or not bound"
+            )
+        if (parent.get("spec") or {}).get("storageClassName") != class_name:
+            return "the source claim must have the same storage class as the clone"
+        return None
 
     def _provision(self, namespace: str, name: str, uid: str) -> None:
         self._pending.discard(uid)
@@ -164,7 +190,10 @@ class Binder:
             "apiVersion": "v1",
             "metadata": {
                 "name": volume,
-                "annotations": {"pv.kubernetes.io/provisioned-by": sc.get("provisioner", "")},
+                "annotations": {
+                    "pv.kubernetes.io/provisioned-by": sc.get("provisioner", ""),
+                    **self._clone_annotation(pvc),
+                },
             },
             "spec": {
                 "capacity": {"storage": storage},
@@ -187,6 +216,17 @@ class Binder:
             },
             "status": {"phase": "Bound"},
         }
+
+    def _clone_annotation(self, pvc: Obj) -> dict[str, str]:
+        """``kubesim.io/cloned-from: <source volume>`` on a volume provisioned as a clone."""
+        source = (pvc.get("spec") or {}).get("dataSource") or {}
+        if not source:
+            return {}
+        parent = self.ctx.store.get(
+            "persistentvolumeclaims", pvc["metadata"]["namespace"], source.get("name", "")
+        )
+        volume = ((parent or {}).get("spec") or {}).get("volumeName", "")
+        return {"kubesim.io/cloned-from": volume}
 
     @staticmethod
     def _bind_claim(pvc: Obj, volume: str, storage: str, modes: list[str], sc: Obj) -> None:
