@@ -8,12 +8,12 @@ from typing import Any
 
 import tornado.web
 
-from raworc_spawner.handlers import api, events, metrics, openapi, system
+from raworc_spawner.handlers import api, events, metrics, openapi, pages, proxy, system
 from raworc_spawner.handlers.auth import TokenAuthenticator
 from raworc_spawner.handlers.base import NotFoundHandler
 from raworc_spawner.sessions.manager import SessionManager
 
-ROUTE_MODULES = (api, events, system, metrics, openapi)
+ROUTE_MODULES = (api, events, system, metrics, openapi, proxy, pages)
 
 
 def make_web_app(
@@ -27,18 +27,20 @@ def make_web_app(
     static_path: str | None = None,
     **settings: Any,
 ) -> tornado.web.Application:
-    """Build the application: API, events, health, metrics and OpenAPI routes, then extras.
+    """Build the application: API, events, health, metrics, OpenAPI and page routes, then extras.
 
     Handlers find ``manager``, ``auth`` and ``max_body_bytes`` in the application settings;
     ``settings`` adds or overrides Tornado settings (``sse_heartbeat_seconds`` among them).
-    Unknown paths answer a JSON 404.
+    Unknown paths answer a JSON 404. XSRF checks are on; requests with an ``Authorization``
+    header are exempt (see ``BaseHandler.check_xsrf_cookie``).
     """
     rules: list[Any] = [rule for module in ROUTE_MODULES for rule in module.routes]
     rules.extend(extra_routes)
     if template_path is not None:
         settings.setdefault("template_path", template_path)
-    if static_path is not None:
-        settings.setdefault("static_path", static_path)
+    settings.setdefault("static_path", static_path or pages.STATIC_PATH)
+    settings.setdefault("static_handler_class", pages.StaticFiles)
+    settings.setdefault("xsrf_cookies", True)
     return tornado.web.Application(
         rules,
         manager=manager,

@@ -4,6 +4,11 @@ This module is the one place that maps the error hierarchy of :mod:`raworc_spawn
 HTTP status codes (:data:`ERROR_STATUS`). Every error response, Tornado's own 404 and 405
 included, is JSON ``{"error": {"code", "message"}}``; a traceback only ever reaches the server
 log.
+
+Callers authenticate with ``Authorization: Bearer <token>`` or, from the browser pages, with the
+signed login cookie (:data:`LOGIN_COOKIE`). Only cookie-authenticated requests need an XSRF
+token on state-changing methods: a bearer header is not sent by browsers on their own, so API
+clients stay exempt.
 """
 
 from __future__ import annotations
@@ -62,6 +67,10 @@ HTTP_CODES = {
 #: Deepest nesting of arrays and objects accepted in a JSON body.
 MAX_JSON_DEPTH = 64
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: The signed cookie the login page sets (it holds the token; HttpOnly, SameSite=Lax).
+LOGIN_COOKIE = "raworc-login"
+#: Days a login cookie stays valid.
+LOGIN_MAX_AGE_DAYS = 7
 
 HTTP_REQUESTS = Counter(
     "raworc_http_requests_total",
@@ -200,11 +209,17 @@ class BaseHandler(tornado.web.RequestHandler):
         else:
             self._chunks.clear()
 
-    def json_body(self) -> Any:
-        """The request body parsed as JSON (400 if malformed, 413 if too large)."""
+    def json_body(self, *, allow_empty: bool = False) -> Any:
+        """The request body parsed as JSON (400 if malformed, 413 if too large).
+
+        With ``allow_empty`` an empty body reads as ``{}``.
+        """
         if self._body_size > self._max_body_bytes:
             raise self._too_large()
-        return parse_json(b"".join(self._chunks))
+        body = b"".join(self._chunks)
+        if allow_empty and not body.strip():
+            return {}
+        return parse_json(body)
 
     # -- query arguments ----------------------------------------------------------------------
 
@@ -258,12 +273,31 @@ class BaseHandler(tornado.web.RequestHandler):
         limit = self._max_body_bytes
         return ApiError(413, "body_too_large", f"the request body is larger than {limit} bytes")
 
+    def login_principal(self) -> Principal | None:
+        """The caller by bearer header or, when there is none, by login cookie; else None."""
+        auth: TokenAuthenticator = self.settings["auth"]
+        header = self.request.headers.get("Authorization")
+        if header is None:
+            cookie = self.get_signed_cookie(LOGIN_COOKIE, max_age_days=LOGIN_MAX_AGE_DAYS)
+            return auth.authenticate(cookie.decode()) if cookie else None
+        return auth.authenticate(auth.bearer(header))
+
+    def check_xsrf_cookie(self) -> None:
+        """Enforce XSRF only for requests that the login cookie would authenticate.
+
+        A valid bearer header is exempt (browsers never add one by themselves); a request with
+        neither header nor cookie goes on to answer 401.
+        """
+        if "Authorization" in self.request.headers or not self.get_cookie(LOGIN_COOKIE):
+            return
+        super().check_xsrf_cookie()
+
     def _authenticate(self) -> Principal:
         auth: TokenAuthenticator = self.settings["auth"]
-        token = auth.bearer(self.request.headers.get("Authorization"))
-        principal = auth.authenticate(token)
+        principal = self.login_principal()
         if principal is not None:
             return principal
+        token = auth.bearer(self.request.headers.get("Authorization"))
         challenge = 'Bearer realm="raworc"'
         if token is None:
             message = "missing bearer token (send 'Authorization: Bearer <token>')"
