@@ -58,6 +58,8 @@ from raworc_spawner.sessions.requests import CreateRequest, check_name
 S = SessionState
 #: Port the single-user server listens on inside a pod (KubeSpawner's default too).
 POD_PORT = 8888
+#: Seconds before the hub's ``start_timeout`` at which the spawner gives up with a reason.
+START_TIMEOUT_MARGIN = 2.0
 
 
 class SpawnFailed(Exception):
@@ -264,11 +266,13 @@ class RaworcSpawner(Spawner):
             self.port = random_port()
             self._picked_port = True
         log = self._progress_log = self._fresh_progress_log()
+        # Give up just before the hub does, so that the hub shows why.
+        seconds = max(1.0, self.start_timeout - START_TIMEOUT_MARGIN)
         try:
-            async with asyncio.timeout(self.start_timeout):
+            async with asyncio.timeout(seconds):
                 return await self._launch(runtime, log)
         except TimeoutError:
-            message = f"the server did not start within {self.start_timeout} s"
+            message = f"the server did not start within {seconds:g} s"
             log.add(f"Timed out: {message}")
             raise SpawnFailed(message) from None
         finally:

@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -228,21 +228,32 @@ def pid_alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
 
 
-@pytest.fixture
-def hub_factory(tmp_path: Path) -> Iterator[Any]:
-    """Make hubs in temporary directories; all of them are torn down after the test."""
-    hubs: list[HubProcess] = []
+class HubFactory:
+    """Makes hubs in temporary directories and tears all of them down."""
 
-    def make(name: str = "hub", **kwargs: Any) -> HubProcess:
-        workdir = tmp_path / name
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.hubs: list[HubProcess] = []
+
+    def __call__(self, name: str = "hub", **kwargs: Any) -> HubProcess:
+        workdir = self.root / name
         workdir.mkdir()
         hub = HubProcess(workdir, **kwargs)
-        hubs.append(hub)
+        self.hubs.append(hub)
         return hub
 
-    yield make
-    for hub in hubs:
-        hub.kill_everything()
+    def kill_all(self) -> None:
+        """Kill every hub, proxy and session process made so far."""
+        for hub in self.hubs:
+            hub.kill_everything()
+
+
+@pytest.fixture
+def hub_factory(tmp_path: Path) -> Iterator[HubFactory]:
+    """Make hubs; all of them are torn down after the test."""
+    factory = HubFactory(tmp_path)
+    yield factory
+    factory.kill_all()
 
 
 async def wait_for_server(client: httpx.AsyncClient, user: str, server: str = "") -> dict[str, Any]:
@@ -271,3 +282,35 @@ async def progress_events(
         async for line in response.aiter_lines():
             if line.startswith("data:"):
                 yield json.loads(line[5:])
+
+
+async def spawn(api: httpx.AsyncClient, user: str, server: str = "") -> dict[str, Any]:
+    """Ask the hub to start a server and wait until it is ready."""
+    path = f"/hub/api/users/{user}/servers/{server}" if server else f"/hub/api/users/{user}/server"
+    response = await api.post(path)
+    assert response.status_code in (201, 202), response.text
+    return await wait_for_server(api, user, server)
+
+
+async def stop(
+    api: httpx.AsyncClient, user: str, server: str = "", *, remove: bool = False
+) -> None:
+    """Ask the hub to stop (or remove) a server and wait until it is gone."""
+    path = f"/hub/api/users/{user}/servers/{server}" if server else f"/hub/api/users/{user}/server"
+    response = await api.request("DELETE", path, json={"remove": True} if remove else None)
+    assert response.status_code in (202, 204), response.text
+    for _ in range(300):
+        servers = (await api.get(f"/hub/api/users/{user}")).json()["servers"]
+        if server not in servers:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"server {user}/{server!r} did not stop")
+
+
+async def eventually(check: Callable[[], bool], what: str, *, seconds: float = 15) -> None:
+    """Wait until ``check()`` holds (the hub finishes some work after answering)."""
+    for _ in range(int(seconds * 10)):
+        if check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"not true after {seconds} s: {what}")

@@ -9,17 +9,22 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.hub.conftest import HubProcess, pid_alive, progress_events, wait_for_server
+from tests.hub.conftest import (
+    HubFactory,
+    HubProcess,
+    eventually,
+    pid_alive,
+    progress_events,
+    spawn,
+    stop,
+)
 
 pytestmark = [pytest.mark.hub, pytest.mark.asyncio]
 
-HubFactory = Callable[..., HubProcess]
 
 BROKEN_COMMANDS = """
 def _broken_commands(spawner):
@@ -31,38 +36,6 @@ def _broken_commands(spawner):
 
 c.Spawner.pre_spawn_hook = _broken_commands
 """
-
-
-async def spawn(api: httpx.AsyncClient, user: str, server: str = "") -> dict[str, Any]:
-    """Ask the hub to start a server and wait until it is ready."""
-    path = f"/hub/api/users/{user}/servers/{server}" if server else f"/hub/api/users/{user}/server"
-    response = await api.post(path)
-    assert response.status_code in (201, 202), response.text
-    return await wait_for_server(api, user, server)
-
-
-async def stop(
-    api: httpx.AsyncClient, user: str, server: str = "", *, remove: bool = False
-) -> None:
-    """Ask the hub to stop (or remove) a server and wait until it is gone."""
-    path = f"/hub/api/users/{user}/servers/{server}" if server else f"/hub/api/users/{user}/server"
-    response = await api.request("DELETE", path, json={"remove": True} if remove else None)
-    assert response.status_code in (202, 204), response.text
-    for _ in range(300):
-        servers = (await api.get(f"/hub/api/users/{user}")).json()["servers"]
-        if server not in servers:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"server {user}/{server!r} did not stop")
-
-
-async def eventually(check: Callable[[], bool], what: str, *, seconds: float = 15) -> None:
-    """Wait until ``check()`` holds (the hub finishes some work after answering)."""
-    for _ in range(int(seconds * 10)):
-        if check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not true after {seconds} s: {what}")
 
 
 async def write_file(api: httpx.AsyncClient, prefix: str, name: str, text: str) -> None:
