@@ -38,6 +38,8 @@ async def test_legacy_discovery_lists_groups_and_resources(sim: KubeSim) -> None
     assert names == [
         "networking.k8s.io",
         "storage.k8s.io",
+        "apps",
+        "rbac.authorization.k8s.io",
         "authorization.k8s.io",
         "metrics.k8s.io",
     ]

@@ -18,6 +18,12 @@ SUBRESOURCE_VERBS = {
     "log": ["get"],
     "binding": ["create"],
     "finalize": ["update"],
+    "token": ["create"],
+}
+#: Subresources whose request and response are another kind: (group, version, kind).
+SUBRESOURCE_KINDS = {
+    "binding": ("", "v1", "Binding"),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
 }
 CATEGORIES = {"pods": ["all"], "services": ["all"]}
 
@@ -81,15 +87,19 @@ def _resource_entries(rt: ResourceType) -> list[Obj]:
         entry["categories"] = CATEGORIES[rt.plural]
     entries = [entry]
     for sub in rt.subresources:
-        entries.append(
-            {
-                "name": f"{rt.plural}/{sub}",
-                "singularName": "",
-                "namespaced": rt.namespaced,
-                "kind": "Binding" if sub == "binding" else rt.kind,
-                "verbs": SUBRESOURCE_VERBS[sub],
-            }
-        )
+        sub_entry: Obj = {
+            "name": f"{rt.plural}/{sub}",
+            "singularName": "",
+            "namespaced": rt.namespaced,
+            "kind": rt.kind,
+            "verbs": SUBRESOURCE_VERBS[sub],
+        }
+        if sub in SUBRESOURCE_KINDS:
+            group, version, kind = SUBRESOURCE_KINDS[sub]
+            sub_entry["kind"] = kind
+            if group:
+                sub_entry.update(group=group, version=version)
+        entries.append(sub_entry)
     return entries
 
 
@@ -104,6 +114,13 @@ def resource_list(group: str, version: str) -> Obj | None:
         "groupVersion": gv,
         "resources": [e for rt in resources for e in _resource_entries(rt)],
     }
+
+
+def _subresource_kind(rt: ResourceType, sub: str) -> Obj:
+    group, version, kind = SUBRESOURCE_KINDS.get(sub, (rt.group, rt.version, rt.kind))
+    if sub == "binding":
+        group, version = rt.group, rt.version
+    return {"group": group, "version": version, "kind": kind}
 
 
 def _aggregated_resource(rt: ResourceType) -> Obj:
@@ -123,11 +140,7 @@ def _aggregated_resource(rt: ResourceType) -> Obj:
             {
                 "subresource": sub,
                 "verbs": SUBRESOURCE_VERBS[sub],
-                "responseKind": {
-                    "group": rt.group,
-                    "version": rt.version,
-                    "kind": "Binding" if sub == "binding" else rt.kind,
-                },
+                "responseKind": _subresource_kind(rt, sub),
             }
             for sub in rt.subresources
         ]

@@ -1,8 +1,8 @@
 """Just enough of the Kubernetes protobuf encoding to read the bodies kubectl sends that way.
 
-Typed clients in kubectl (``auth can-i``) post protobuf: the magic ``k8s\\0`` followed by a
-``runtime.Unknown`` envelope whose ``raw`` field holds the object. kubesim decodes
-SelfSubjectAccessReview this way and answers in JSON, which clients accept.
+Typed clients in kubectl (``auth can-i``, ``create token``) post protobuf: the magic ``k8s\\0``
+followed by a ``runtime.Unknown`` envelope whose ``raw`` field holds the object. kubesim decodes
+SelfSubjectAccessReview and TokenRequest this way and answers in JSON, which clients accept.
 """
 
 from __future__ import annotations
@@ -85,3 +85,19 @@ def decode_access_review(body: bytes) -> dict[str, Any]:
         "metadata": {},
         "spec": out,
     }
+
+
+def decode_token_request(body: bytes) -> dict[str, Any]:
+    """A protobuf TokenRequest (``kubectl create token``) as the JSON object it stands for."""
+    if not body.startswith(MAGIC):
+        raise bad_request("protobuf body without the k8s magic prefix")
+    try:
+        envelope = parse_fields(body[len(MAGIC) :])
+        request = parse_fields(envelope.get(2, [b""])[-1])
+        spec = _message(request, 2)
+    except (ValueError, IndexError) as e:
+        raise bad_request(f"cannot decode protobuf body: {e}") from e
+    out: dict[str, Any] = {"audiences": [a.decode() for a in spec.get(1, [])]}
+    if 4 in spec:
+        out["expirationSeconds"] = spec[4][-1]
+    return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": out}

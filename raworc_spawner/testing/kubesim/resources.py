@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 STANDARD_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 READ_VERBS = ("get", "list")
+RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ RESOURCES: tuple[ResourceType, ...] = (
     ),
     _core("Secret", "secrets"),
     _core("ConfigMap", "configmaps", short_names=("cm",)),
-    _core("ServiceAccount", "serviceaccounts", short_names=("sa",)),
+    _core("ServiceAccount", "serviceaccounts", short_names=("sa",), subresources=("token",)),
     _core(
         "Node",
         "nodes",
@@ -119,6 +120,25 @@ RESOURCES: tuple[ResourceType, ...] = (
     ),
     ResourceType(
         "storage.k8s.io", "v1", "StorageClass", "storageclasses", False, short_names=("sc",)
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        True,
+        short_names=("deploy",),
+        subresources=("status",),
+        has_status=True,
+    ),
+    *(
+        ResourceType(RBAC_GROUP, "v1", kind, plural, namespaced, name_rule="path")
+        for kind, plural, namespaced in (
+            ("Role", "roles", True),
+            ("RoleBinding", "rolebindings", True),
+            ("ClusterRole", "clusterroles", False),
+            ("ClusterRoleBinding", "clusterrolebindings", False),
+        )
     ),
     ResourceType(
         "authorization.k8s.io",
@@ -142,6 +162,8 @@ GROUP_PREFERRED = {
     "": "v1",
     "networking.k8s.io": "v1",
     "storage.k8s.io": "v1",
+    "apps": "v1",
+    RBAC_GROUP: "v1",
     "authorization.k8s.io": "v1",
     "metrics.k8s.io": "v1beta1",
 }

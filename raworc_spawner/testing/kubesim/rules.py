@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable
 
-from . import rules_pod
+from . import rules_apps, rules_pod, rules_rbac
 from .objects import Obj, timestamp
 from .validation import Cause, check_enum, check_quantity, forbidden_change, invalid_value, required
 
@@ -149,16 +149,25 @@ DEFAULTS: dict[str, Defaulter] = {
     "secrets": _default_secret,
     "events": _default_event,
     "storageclasses.storage.k8s.io": _default_storage_class,
+    "deployments.apps": rules_apps.default_deployment,
 }
 CHECKS: dict[str, Checker] = {
     "pods": rules_pod.validate_pod,
     "persistentvolumeclaims": _validate_pvc,
     "networkpolicies.networking.k8s.io": _validate_netpol,
     "secrets": _validate_secret,
+    "roles.rbac.authorization.k8s.io": rules_rbac.validate_role,
+    "clusterroles.rbac.authorization.k8s.io": rules_rbac.validate_role,
+    "rolebindings.rbac.authorization.k8s.io": rules_rbac.validate_binding,
+    "clusterrolebindings.rbac.authorization.k8s.io": rules_rbac.validate_binding,
+    "deployments.apps": rules_apps.validate_deployment,
 }
 UPDATE_CHECKS: dict[str, UpdateChecker] = {
     "pods": rules_pod.validate_pod_update,
     "persistentvolumeclaims": _validate_pvc_update,
+    "rolebindings.rbac.authorization.k8s.io": rules_rbac.validate_binding_update,
+    "clusterrolebindings.rbac.authorization.k8s.io": rules_rbac.validate_binding_update,
+    "deployments.apps": rules_apps.validate_deployment_update,
 }
 SCHEMA_CHECKED = {
     "pods",
@@ -171,4 +180,9 @@ SCHEMA_CHECKED = {
     "persistentvolumes",
     "serviceaccounts",
     "storageclasses.storage.k8s.io",
+    "deployments.apps",
+    "roles.rbac.authorization.k8s.io",
+    "rolebindings.rbac.authorization.k8s.io",
+    "clusterroles.rbac.authorization.k8s.io",
+    "clusterrolebindings.rbac.authorization.k8s.io",
 }

@@ -29,10 +29,12 @@ from .faults import Counters, Faults
 from .http.app import build_app
 from .kubeconfig import write_kubeconfig
 from .openapi import openapi_response
+from .rbac import RBACAuthorizer, bootstrap
 from .registry import Registry
 from .resources import CATALOG
 from .store import Change, Store
 from .tls import serving_cert
+from .tokens import ServiceAccountTokens
 from .watch import WatchHub
 
 
@@ -58,7 +60,13 @@ class KubeSim:
         self.registry = Registry(self.store, rng=random.Random(self.config.seed))
         self.deleter = Deleter(self.registry)
         self.hub = WatchHub(self.store)
-        self.policy = Policy(self.config.admin_token, self.config.tokens)
+        self.service_accounts = ServiceAccountTokens(self.store)
+        self.policy = Policy(
+            self.config.admin_token,
+            self.config.tokens,
+            rbac=RBACAuthorizer(self.store),
+            service_accounts=self.service_accounts,
+        )
         self.faults = Faults(seed=self.config.seed)
         self.faults._compact = self.store.compact
         self.faults._restart = self.hub.drop_all
@@ -85,6 +93,7 @@ class KubeSim:
         for name in self.config.namespaces:
             if self.store.get("namespaces", "", name) is None:
                 self.registry.create_internal("namespaces", {"metadata": {"name": name}})
+        bootstrap(self.registry)
         self.nodes.start()
         Binder(self.ctx).start()
         Scheduler(self.ctx, self.nodes).start()
@@ -188,8 +197,15 @@ class KubeSim:
         return configuration
 
     def add_token(self, token: str, user: str, rules: list[Rule]) -> None:
-        """Allow another bearer token, limited to ``rules``."""
+        """Allow another bearer token, limited to ``rules`` (and to what RBAC grants its user)."""
         self.policy.add_token(token, user, rules)
+
+    def issue_token(self, namespace: str, service_account: str, *, seconds: int = 3600) -> str:
+        """A token for an existing ServiceAccount, as ``kubectl create token`` gets one."""
+        request = {"spec": {"expirationSeconds": seconds}}
+        return str(
+            self.service_accounts.issue(namespace, service_account, request)["status"]["token"]
+        )
 
     # -- API extras ------------------------------------------------------------------------------
     def bind_pod(self, namespace: str, name: str, body: Any) -> dict[str, Any]:

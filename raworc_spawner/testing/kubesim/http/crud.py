@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ..deletion import DeleteOptions
 from ..errors import ApiError, bad_request
+from ..protobuf import decode_token_request
 from ..registry import ListOptions, WriteOptions, Written, int_or_400
 from ..selectors import Selector
 from ..tables import to_table, wants_table
@@ -75,6 +76,12 @@ async def list_(sim: KubeSim, request: web.Request, route: Route) -> web.Respons
 
 
 async def create(sim: KubeSim, request: web.Request, route: Route) -> web.Response:
+    if route.subresource == "token":
+        if "protobuf" in request.headers.get("Content-Type", ""):
+            token_request = decode_token_request(await request.read())
+        else:
+            token_request = await read_body(request)
+        return respond(sim.service_accounts.issue(route.ns, route.name, token_request), 201)
     body = await read_body(request)
     if route.subresource == "binding":
         return respond(sim.bind_pod(route.ns, route.name, body), 201)

@@ -86,6 +86,7 @@ def check_verb(route: Route, verb: str) -> None:
             "status": ("get", "patch", "update"),
             "log": ("get",),
             "binding": ("create",),
+            "token": ("create",),
         }.get(route.subresource, ())
     if verb not in allowed:
         raise method_not_allowed(verb)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -91,22 +91,9 @@ async def access_review(sim: KubeSim, request: web.Request, token: str) -> web.R
         body = decode_access_review(await request.read())
     else:
         body = await read_body(request) or {}
-    spec = body.get("spec") or {}
-    attrs = spec.get("resourceAttributes")
-    if attrs is None:
-        allowed = spec.get("nonResourceAttributes") is not None and token == sim.policy.admin_token
-        reason = "kubesim admin token" if allowed else ""
-    else:
-        wanted = Attributes(
-            verb=attrs.get("verb", ""),
-            group=attrs.get("group", ""),
-            resource=attrs.get("resource", ""),
-            subresource=attrs.get("subresource", ""),
-            namespace=attrs.get("namespace", ""),
-            name=attrs.get("name", ""),
-        )
-        allowed = sim.policy.allows(token, wanted)
-        reason = sim.policy.reason(token, wanted)
+    wanted = _review_attributes(body.get("spec") or {})
+    reason = sim.policy.reason(token, wanted) if wanted is not None else ""
+    allowed = bool(reason)
     status: dict[str, object] = {"allowed": allowed}
     if reason:
         status["reason"] = reason
@@ -119,6 +106,26 @@ async def access_review(sim: KubeSim, request: web.Request, token: str) -> web.R
         status=status,
     )
     return respond(body, 201)
+
+
+def _review_attributes(spec: dict[str, Any]) -> Attributes | None:
+    """The attributes an access review asks about (resource or non-resource)."""
+    attrs = spec.get("resourceAttributes")
+    if attrs is not None:
+        return Attributes(
+            verb=attrs.get("verb", ""),
+            group=attrs.get("group", ""),
+            resource=attrs.get("resource", ""),
+            subresource=attrs.get("subresource", ""),
+            namespace=attrs.get("namespace", ""),
+            name=attrs.get("name", ""),
+        )
+    other = spec.get("nonResourceAttributes")
+    if other is not None:
+        return Attributes(
+            verb=other.get("verb", ""), group="", resource="", path=other.get("path", "")
+        )
+    return None
 
 
 async def metrics(sim: KubeSim, request: web.Request, route: Route) -> web.Response:
