@@ -41,6 +41,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--realistic", action="store_true", help="use second-scale timings, like a real cluster"
     )
     parser.add_argument(
+        "--timing",
+        action="append",
+        default=[],
+        metavar="NAME=SECONDS",
+        help="set one control-plane delay (a Timings field, e.g. image_pull_delay=2); repeatable",
+    )
+    parser.add_argument(
         "--run-processes", action="store_true", help="run container commands as local processes"
     )
     parser.add_argument("--seed", type=int, help="seed for fault injection")
@@ -78,6 +85,11 @@ def build_config(args: argparse.Namespace) -> KubeSimConfig:
     ]
     if args.realistic:
         config.timings = realistic_timings()
+    for item in args.timing:
+        name, _, seconds = item.partition("=")
+        if name not in Timings.__dataclass_fields__:
+            raise SystemExit(f"kubesim: --timing {item}: unknown timing {name!r}")
+        setattr(config.timings, name, float(seconds))
     return config
 
 
