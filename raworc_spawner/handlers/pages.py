@@ -340,11 +340,14 @@ class NewSessionPage(PageHandler):
             "profile": self.get_body_argument("profile", ""),
         }
         body = {key: value for key, value in values.items() if value or key == "name"}
+        problems = form_problems(body)
+        if problems:
+            self._form(values, problems, status=422)
+            return
         try:
             session = await self.manager.create(self.principal, parse_create(body))
-        except errors.ValidationError as e:
-            message = e.message.removeprefix(f"{e.field}: ")
-            self._form(values, {e.field: message}, status=422)
+        except errors.ValidationError as e:  # the backend's checks (an unknown profile)
+            self._form(values, {e.field: field_message(e)}, status=422)
             return
         except errors.QuotaExceeded as e:
             self._form(values, {"": e.message}, status=429)
@@ -363,6 +366,35 @@ class NewSessionPage(PageHandler):
         )
 
 
+def field_message(error: errors.ValidationError) -> str:
+    """A validation message without the field name it starts with."""
+    return error.message.removeprefix(f"{error.field}: ")
+
+
+def form_problems(body: dict[str, str]) -> dict[str, str]:
+    """Every field :func:`parse_create` refuses, not only the first.
+
+    ``parse_create`` stops at the first bad field; the form asks again with that field set
+    aside (a placeholder name, or the optional field left out) until the rest passes.
+    """
+    problems: dict[str, str] = {}
+    trial: dict[str, str] = dict(body)
+    while True:
+        try:
+            parse_create(trial)
+        except errors.ValidationError as e:
+            if e.field in problems or e.field not in trial:  # not a form field: report, stop
+                problems.setdefault(e.field, field_message(e))
+                return problems
+            problems[e.field] = field_message(e)
+            if e.field == "name":
+                trial["name"] = "placeholder"
+            else:
+                del trial[e.field]
+        else:
+            return problems
+
+
 class SessionPage(PageHandler):
     """A session: state and history, compute and workspace, events and logs, live."""
 
@@ -378,6 +410,7 @@ class SessionPage(PageHandler):
             history=[event.to_dict() for event in reversed(events)],
             last_seq=max((event.seq for event in events), default=0),
             log_lines=await self._log_tail(session_id),
+            log_tail=LOG_TAIL,
         )
 
     async def _log_tail(self, session_id: str) -> list[str] | None:

@@ -375,7 +375,8 @@ def environment(path: str = str(TEMPLATE_PATH)) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(path),
         autoescape=True,
-        undefined=jinja2.StrictUndefined,
+        # Backend status dicts vary by backend and version: a missing key renders empty.
+        undefined=jinja2.ChainableUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )

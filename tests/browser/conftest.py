@@ -201,10 +201,15 @@ class Browsing:
         await self.page.get_by_role("button", name="Log in").click()
         await self.page.wait_for_url("**/sessions")
 
-    def assert_clean(self) -> None:
-        """No script errors, no CSP violations, no dialogs."""
+    def assert_clean(self, *, allow_statuses: tuple[int, ...] = ()) -> None:
+        """No script errors, no CSP violations, no dialogs (``allow_statuses``: expected
+        error responses, which Chromium also reports on the console)."""
+        expected = tuple(f"status of {status} " for status in allow_statuses)
+        errors = [
+            m for m in self.console_errors if not expected or not any(e in m for e in expected)
+        ]
         assert not self.page_errors, self.page_errors
-        assert not self.console_errors, self.console_errors
+        assert not errors, errors
         assert not self.dialogs, self.dialogs
 
 

@@ -200,11 +200,12 @@ async def test_the_create_form_reports_each_invalid_field_next_to_it(server: Pag
     empty = await client.post("/sessions/new", data={"name": " ", "_xsrf": token})
     assert empty.status_code == 422
     assert 'id="name-error"' in empty.text and "Name must be 1 to 253 characters long" in empty.text
-    bad_ns = await client.post(
-        "/sessions/new", data={"name": "ok", "namespace": "Not OK", "_xsrf": token}
+    both = await client.post(
+        "/sessions/new", data={"name": "", "namespace": "Not OK", "_xsrf": token}
     )
-    assert bad_ns.status_code == 422
-    assert 'id="namespace-error"' in bad_ns.text and 'value="Not OK"' in bad_ns.text
+    assert both.status_code == 422
+    assert 'id="name-error"' in both.text and 'id="namespace-error"' in both.text
+    assert 'value="Not OK"' in both.text
     profile = await client.post(
         "/sessions/new", data={"name": "ok", "profile": "gpu", "_xsrf": token}
     )

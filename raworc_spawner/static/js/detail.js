@@ -38,15 +38,20 @@ function addHistory(event) {
   const when = document.createElement("span");
   when.className = "history__when";
   when.append(makeTime(event.timestamp || new Date().toISOString()));
-  const kind = document.createElement("span");
-  kind.className = "history__kind";
-  kind.textContent = event.reason ? `${event.kind} · ${event.reason}` : event.kind;
+  const sameAsState = event.state && [event.state, stateView(event.state).label].includes(event.kind);
+  const kindText = [sameAsState ? "" : event.kind, event.reason].filter(Boolean).join(" · ");
   const message = document.createElement("span");
   message.className = "history__message";
   message.textContent = event.message;
   item.append(when);
   if (event.state) item.append(makeBadge(event.state));
-  item.append(kind, message);
+  if (kindText) {
+    const kind = document.createElement("span");
+    kind.className = "history__kind";
+    kind.textContent = kindText;
+    item.append(kind);
+  }
+  item.append(message);
   history.prepend(item);
 }
 
@@ -134,7 +139,7 @@ async function startFollow() {
   logController = controller;
   log.setAttribute("aria-busy", "true");
   try {
-    const response = await fetch(`${log.dataset.logUrl}?tail=200&follow=true`, {
+    const response = await fetch(log.dataset.logUrl, {
       signal: controller.signal,
     });
     if (!response.ok || !response.body) return;
