@@ -21,7 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -50,19 +49,14 @@ class KubeSimServer:
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()
         if not line:
-            self.__exit__(None, None, None)
+            self.__exit__()
             raise RuntimeError("kubesim exited before it was ready")
         ready = json.loads(line)
         self.url, self.token = ready["url"], ready["token"]
         self.kubeconfig, self.pid = ready["kubeconfig"], ready["pid"]
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._proc is not None:
             self._proc.terminate()
             try:
@@ -99,7 +93,7 @@ class PodListeners:
                 sock.bind((pod_ip(n), PORT))
                 sock.listen(128)
         except BaseException:
-            self.__exit__(None, None, None)
+            self.__exit__()
             raise
         return self
 

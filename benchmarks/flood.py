@@ -80,12 +80,15 @@ async def _worker(
                 failures.append(response.status)
 
 
-async def flood(args: argparse.Namespace) -> dict[str, Any]:
+def read_related(path: str | None) -> list[str]:
+    if not path:
+        return []
+    with open(path) as f:
+        return list(json.load(f))
+
+
+async def flood(args: argparse.Namespace, related: list[str]) -> dict[str, Any]:
     rng = random.Random(args.seed)
-    related: list[str] = []
-    if args.related_pods:
-        with open(args.related_pods) as f:
-            related = list(json.load(f))
     bodies = [
         event_body(i, args.namespace, pod_for(i, related, args.related_fraction, rng), rng)
         for i in range(args.count)
@@ -105,7 +108,7 @@ async def flood(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    result = asyncio.run(flood(args))
+    result = asyncio.run(flood(args, read_related(args.related_pods)))
     print(json.dumps(result), file=sys.stderr)
     return 0 if result["failures"] == 0 else 1
 
