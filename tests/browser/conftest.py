@@ -24,6 +24,7 @@ from traitlets.config import Config
 
 from raworc_spawner.app import RaworcApp
 from raworc_spawner.sessions.manager import SYSTEM
+from raworc_spawner.testing.kubesim import KubeSim
 from tests.conftest import require
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,8 +86,29 @@ class PageServer:
                 await asyncio.sleep(0.02)
 
     def session_pids(self) -> list[int]:
-        """Pids of every session process the backend knows of."""
-        return [proc.pid for proc in self.app.manager.backend._procs.values()]  # type: ignore[attr-defined]
+        """Pids of every session process the local backend knows of."""
+        procs = getattr(self.app.manager.backend, "_procs", {})
+        return [proc.pid for proc in procs.values()]
+
+
+#: Profiles of the Kubernetes-backed server; ``broken`` names an image kubesim cannot pull.
+PROFILES = {
+    "small": {"description": "Light work", "cpu_request": "100m", "memory_limit": "512Mi"},
+    "broken": {"description": "An image that does not exist", "image": "does-not-exist:1"},
+}
+
+
+def kubernetes_config(config: Config, sim: KubeSim) -> None:
+    """Run sessions on Kubernetes, against kubesim, with fast timings and two profiles."""
+    config.RaworcApp.kubernetes_enabled = True
+    config.KubernetesBackend.api_url = sim.url
+    config.KubernetesBackend.api_token = sim.token
+    config.KubernetesBackend.api_backoff_seconds = 0.01
+    config.KubernetesBackend.api_backoff_max_seconds = 0.2
+    config.KubernetesBackend.delete_grace_seconds = 1
+    config.KubernetesSettings.profiles = PROFILES
+    if sim.ca_file is not None:
+        config.KubernetesBackend.ca_file = str(sim.ca_file)
 
 
 def make_config(*, command: list[str], ready_after: float) -> Config:
@@ -113,13 +135,25 @@ Launch = Callable[..., Awaitable[PageServer]]
 async def launch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_leaked_tasks: None
 ) -> AsyncIterator[Launch]:
-    """Start servers on free ports (``command``, ``ready_after``); all stopped after the test."""
+    """Start servers on free ports; all stopped after the test.
+
+    Sessions run ``command`` on the local backend and count as ready after ``ready_after``
+    seconds, or run as pods on ``kubesim`` when one is given.
+    """
     monkeypatch.chdir(tmp_path)
     servers: list[PageServer] = []
 
-    async def start(*, command: list[str] = HELLO_COMMAND, ready_after: float = 0.05) -> PageServer:
+    async def start(
+        *,
+        command: list[str] = HELLO_COMMAND,
+        ready_after: float = 0.05,
+        kubesim: KubeSim | None = None,
+    ) -> PageServer:
         data_dir = tmp_path / f"data{len(servers)}"
-        app = RaworcApp(config=make_config(command=command, ready_after=ready_after))
+        config = make_config(command=command, ready_after=ready_after)
+        if kubesim is not None:
+            kubernetes_config(config, kubesim)
+        app = RaworcApp(config=config)
         app.initialize(["--port=0", "--ip=127.0.0.1", f"--data-dir={data_dir}"])
         await app.start_services()
         app.web_app.settings["sse_heartbeat_seconds"] = 0.5

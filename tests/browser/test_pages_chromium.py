@@ -11,6 +11,7 @@ import re
 import pytest
 from playwright.async_api import expect
 
+from raworc_spawner.testing.kubesim import KubeSim
 from tests.browser.conftest import (
     ADMIN_TOKEN,
     ALICE_TOKEN,
@@ -295,4 +296,40 @@ async def test_logging_out_from_the_header_returns_to_the_login_page(
     await page.goto("/sessions")
     await page.wait_for_url("**/login?next=%2Fsessions")
     await browsing.screenshot("login")
+    browsing.assert_clean()
+
+
+async def test_on_kubernetes_the_session_page_shows_its_pod_and_claim_and_explains_a_bad_image(
+    kubesim: KubeSim, launch: Launch, open_page: OpenPage
+) -> None:
+    server = await launch(kubesim=kubesim)
+    browsing = await open_page(server)
+    page = browsing.page
+    await browsing.log_in(ALICE_TOKEN)
+    await page.goto("/sessions/new")
+    await page.get_by_label("Name", exact=True).fill("on a pod")
+    await page.get_by_label("Profile").select_option("small")
+    await page.get_by_role("button", name="Create session").click()
+    await page.wait_for_url(SESSION_PAGE)
+    await expect(page.locator("#state-badge")).to_have_attribute("data-state", "ready")
+    compute = page.get_by_role("region", name="Pod and workspace")
+    await expect(compute.get_by_role("table", name="Requests and limits")).to_contain_text("100m")
+    await expect(compute).to_contain_text("Bound")
+    await expect(compute.get_by_role("table", name="Conditions")).to_contain_text("Ready")
+    for label in ("Node", "Pod IP", "Host IP"):
+        fact = compute.locator(f"dt:text-is('{label}') + dd")
+        await expect(fact).not_to_have_text("—")
+    await expect(page.get_by_role("region", name="Kubernetes events")).to_contain_text("Pulled")
+    await browsing.screenshot("detail-kubernetes")
+
+    await page.goto("/sessions/new")
+    await page.get_by_label("Name", exact=True).fill("bad image")
+    await page.get_by_label("Profile").select_option("broken")
+    await page.get_by_role("button", name="Create session").click()
+    await page.wait_for_url(SESSION_PAGE)
+    problem = page.get_by_role("region", name="The container image can't be pulled")
+    await expect(problem).to_be_visible()
+    await expect(problem).to_contain_text("KUBERNETES_IMAGE")
+    await expect(problem).to_contain_text("does-not-exist:1")
+    await browsing.screenshot("error-image-pull")
     browsing.assert_clean()
