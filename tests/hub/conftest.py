@@ -177,10 +177,25 @@ class HubProcess:
             pid = _read_int(pid_file)
             if pid:
                 _kill(pid)
-        for state_file in (self.data_dir / "run").glob("*.json"):
-            pid = _read_pid(state_file)
-            if pid:
-                _killpg(pid)
+        for pid in session_pids(self.data_dir):
+            _killpg(pid)
+        for pid in self.server_pids():
+            _killpg(pid)
+
+    def server_pids(self) -> list[int]:
+        """Processes anyone started for this hub's users (they carry its API URL)."""
+        marker = f"JUPYTERHUB_API_URL=http://127.0.0.1:{self.hub_port}/hub/api".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if marker in environ.split(b"\0"):
+                found.append(int(entry.name))
+        return found
 
     def log_tail(self, lines: int = 60) -> str:
         """The end of the hub's log."""
@@ -191,8 +206,13 @@ class HubProcess:
 
     def session_pids(self) -> list[int]:
         """The pids of the local session processes the backend recorded."""
-        pids = [_read_pid(f) for f in (self.data_dir / "run").glob("*.json")]
-        return [pid for pid in pids if pid]
+        return session_pids(self.data_dir)
+
+
+def session_pids(data_dir: Path) -> list[int]:
+    """The pids of the local session processes recorded in a data directory."""
+    pids = [_read_pid(f) for f in (data_dir / "run").glob("*.json")]
+    return [pid for pid in pids if pid]
 
 
 def _read_int(path: Path) -> int | None:

@@ -6,6 +6,7 @@ so the proxied request reaches a real jupyterhub-singleuser inside a "pod".
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tests.hub.conftest import (
     HubFactory,
     HubProcess,
     free_port,
+    pid_alive,
     progress_events,
     spawn,
     stop,
@@ -69,7 +71,14 @@ async def kubesim(hub_factory: HubFactory) -> AsyncIterator[KubeSim]:
         try:
             yield sim
         finally:
-            hub_factory.kill_all()  # hubs keep watches open: stop them before the cluster
+            # Hubs keep watches open: stop them (and any server left) before the cluster, and
+            # let kubesim see its processes exit while its event loop still runs.
+            leftovers = [pid for hub in hub_factory.hubs for pid in hub.server_pids()]
+            hub_factory.kill_all()
+            for _ in range(50):
+                if not any(pid_alive(pid) for pid in leftovers):
+                    break
+                await asyncio.sleep(0.1)
 
 
 class Cluster:
