@@ -45,6 +45,17 @@ class TokenAuthenticator:
                 found = principal
         return found
 
+    def authenticate_digest(self, digest: str | None) -> Principal | None:
+        """The principal whose token has this SHA-256 hex digest (what the login cookie holds)."""
+        if not digest:
+            return None
+        wanted = digest.lower().encode()
+        found: Principal | None = None
+        for candidate, principal in self._digests:
+            if hmac.compare_digest(candidate, wanted):
+                found = principal
+        return found
+
     @staticmethod
     def bearer(header: str | None) -> str | None:
         """The token of an ``Authorization: Bearer <token>`` header, or None."""

@@ -67,7 +67,8 @@ HTTP_CODES = {
 #: Deepest nesting of arrays and objects accepted in a JSON body.
 MAX_JSON_DEPTH = 64
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-#: The signed cookie the login page sets (it holds the token; HttpOnly, SameSite=Lax).
+#: The signed cookie the login page sets (it holds the token's SHA-256 digest, never the token
+#: itself; HttpOnly, SameSite=Lax).
 LOGIN_COOKIE = "raworc-login"
 #: Days a login cookie stays valid.
 LOGIN_MAX_AGE_DAYS = 7
@@ -279,7 +280,7 @@ class BaseHandler(tornado.web.RequestHandler):
         header = self.request.headers.get("Authorization")
         if header is None:
             cookie = self.get_signed_cookie(LOGIN_COOKIE, max_age_days=LOGIN_MAX_AGE_DAYS)
-            return auth.authenticate(cookie.decode()) if cookie else None
+            return auth.authenticate_digest(cookie.decode()) if cookie else None
         return auth.authenticate(auth.bearer(header))
 
     def check_xsrf_cookie(self) -> None:

@@ -24,7 +24,7 @@ import tornado.web
 from raworc_spawner import errors
 from raworc_spawner.handlers import pages_view as view
 from raworc_spawner.handlers.api import parse_states
-from raworc_spawner.handlers.auth import TokenAuthenticator
+from raworc_spawner.handlers.auth import TokenAuthenticator, token_digest
 from raworc_spawner.handlers.base import (
     LOGIN_COOKIE,
     LOGIN_MAX_AGE_DAYS,
@@ -263,7 +263,7 @@ class LoginPage(PageHandler):
                 error = "Paste your API token to log in."
             self.render_page("login.html", status=422, next=target, error=error, notice=None)
             return
-        self.set_signed_cookie(LOGIN_COOKIE, token, expires_days=LOGIN_MAX_AGE_DAYS)
+        self.set_signed_cookie(LOGIN_COOKIE, token_digest(token), expires_days=LOGIN_MAX_AGE_DAYS)
         self.redirect(target, status=303)
 
     def _next(self, given: str | None = None) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any
+from urllib.parse import urlsplit
 
 import tornado.websocket
 from prometheus_client import Counter
@@ -259,6 +260,17 @@ class SessionProxyHandler(tornado.websocket.WebSocketHandler, BaseHandler):
             except tornado.websocket.WebSocketClosedError:
                 return
         self.close()
+
+    def check_xsrf_cookie(self) -> None:
+        """No XSRF token here: the session's own pages cannot carry ours.
+
+        Cross-site requests are refused instead: the login cookie is SameSite=Lax (browsers
+        do not send it on cross-site POSTs) and a request whose ``Origin`` is another site is
+        answered 403.
+        """
+        origin = self.request.headers.get("Origin")
+        if origin and urlsplit(origin).netloc != self.request.host:
+            raise ApiError(403, "cross_origin", "cross-origin requests to the proxy are refused")
 
     def check_origin(self, origin: str) -> bool:
         """Same-origin only for cookie-authenticated browsers; token clients have no Origin."""

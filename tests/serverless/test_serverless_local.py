@@ -234,3 +234,24 @@ async def test_proxied_traffic_moves_last_activity(server: Server, upstream_port
     stored = await server.app.manager.get(SYSTEM, session["id"])
     assert stored.last_activity_at is not None
     assert stored.last_activity_at.isoformat() > ready["last_activity_at"].rstrip("Z")
+
+
+@pytest.mark.asyncio
+async def test_a_logged_in_browser_can_post_through_the_proxy_but_not_cross_site(
+    server: Server, upstream_port: int
+) -> None:
+    client = server.client()
+    session = await create(client)
+    await wait_state(client, session["id"], "ready")
+    browser = server.client(None, follow_redirects=False)
+    await browser.get("/login")
+    xsrf = browser.cookies["_xsrf"]
+    login = await browser.post("/login", data={"token": server.admin_token, "_xsrf": xsrf})
+    assert login.status_code == 303
+    assert server.admin_token not in login.headers["set-cookie"]  # the cookie holds a digest
+    path = proxy(session["id"], upstream_port, "echo")
+    posted = await browser.post(path, content=b"abc", headers={"Origin": server.url})
+    assert posted.status_code == 200 and posted.json()["received"] == 3
+    assert "raworc-login" not in posted.json()["cookie"]
+    evil = await browser.post(path, content=b"abc", headers={"Origin": "https://evil.example"})
+    assert evil.status_code == 403
