@@ -37,8 +37,9 @@ STATES: dict[str, StateView] = {
     "ready": StateView("ready", "Running and ready for work."),
     "busy": StateView("busy", "Running; its agent is working."),
     "idle": StateView(
-        "sleeping (workspace kept)",
-        "No compute is running; the workspace is kept. Resume to start it again.",
+        "sleeping — wakes on next request",
+        "No compute is running; the workspace is kept. A request through the session proxy "
+        "wakes it, or resume it here.",
     ),
     "error": StateView("failed", "The session stopped because of a problem (see below)."),
     "deleting": StateView("deleting", "Removing compute, then the workspace."),
@@ -282,7 +283,9 @@ def sleep_note(session: Mapping[str, Any]) -> str | None:
     """Why an idle session sleeps, in a sentence (None when it is not idle)."""
     if session.get("state") != "idle":
         return None
-    return SLEEP_REASONS.get(str(session.get("termination_reason") or ""))
+    why = SLEEP_REASONS.get(str(session.get("termination_reason") or ""))
+    wakes = "It wakes on the next request through its proxy, or when resumed."
+    return f"{why} {wakes}" if why else wakes
 
 
 #: HTTP status of an error page → its title.

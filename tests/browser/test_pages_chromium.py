@@ -84,8 +84,10 @@ async def test_a_session_is_paused_resumed_and_deleted_after_confirmation(
 
     await page.get_by_role("button", name="Pause").click()
     await expect(badge).to_have_attribute("data-state", "idle")
-    await expect(badge).to_have_text("sleeping (workspace kept)")
-    await expect(page.locator(".status-card__note")).to_have_text("It was paused on request.")
+    await expect(badge).to_have_text("sleeping — wakes on next request")
+    await expect(page.locator(".status-card__note")).to_contain_text(
+        "It was paused on request. It wakes on the next request"
+    )
 
     await page.get_by_role("button", name="Resume").click()
     await mark_page(page)

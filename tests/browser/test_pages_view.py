@@ -75,7 +75,7 @@ def session(**fields: Any) -> dict[str, Any]:
 def test_every_session_state_has_a_label_and_idle_reads_as_sleeping() -> None:
     for state in SessionState:
         assert view.STATES[state.value].label and view.STATES[state.value].description
-    assert view.state_view("idle").label == "sleeping (workspace kept)"
+    assert view.state_view("idle").label == "sleeping — wakes on next request"
     assert view.state_view("someday").label == "someday"
 
 
