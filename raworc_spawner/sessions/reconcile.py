@@ -5,7 +5,9 @@ Runs at start-up (after a crash or a kill -9 anything may be half done) and peri
 - a record in ``deleting`` finishes its delete;
 - a record that should have compute but has none (the process died with the server, the pod was
   evicted) becomes ``idle`` with its workspace kept, or gets its compute recreated (policy);
-- a record in ``init`` whose compute exists is watched until ready again;
+- a record in ``init`` whose compute exists is watched until ready again, unless at start-up its
+  workspace is missing (the create was cut short between the two): then it is treated as lost
+  compute, since that compute could never start;
 - compute or a workspace without a record is an orphan: deleted after a grace period, or kept
   and reported (policy).
 """
@@ -75,11 +77,13 @@ class Reconciler(LoggingConfigurable):
         actions: dict[str, list[str]] = {}
         known: set[str] = set()
         cursor: str | None = None
+        # Only at start-up is no create in flight here, so a missing workspace means a cut one.
+        workspaces = (await self.manager.backend.inventory()).workspaces if startup else None
         while True:
             page = await self.manager.list(SYSTEM, limit=200, cursor=cursor)
             for session in page.items:
                 known.add(session.id)
-                action = await self._reconcile_session(session)
+                action = await self._reconcile_session(session, workspaces)
                 if action:
                     actions.setdefault(action, []).append(session.id)
             if page.next_cursor is None:
@@ -91,14 +95,18 @@ class Reconciler(LoggingConfigurable):
             self.log.info("reconciled: %s", {k: len(v) for k, v in actions.items()})
         return actions
 
-    async def _reconcile_session(self, session: Session) -> str | None:
+    async def _reconcile_session(
+        self, session: Session, workspaces: frozenset[str] | None
+    ) -> str | None:
         try:
-            return await self._reconcile_one(session)
+            return await self._reconcile_one(session, workspaces)
         except RaworcError as e:
             self.log.warning("could not reconcile session %s: %s", session.id, e)
             return None
 
-    async def _reconcile_one(self, session: Session) -> str | None:
+    async def _reconcile_one(
+        self, session: Session, workspaces: frozenset[str] | None
+    ) -> str | None:
         compute = self.manager.compute_state(session.id)
         if session.state == S.DELETING:
             await self.manager.delete(SYSTEM, session.id)
@@ -106,6 +114,11 @@ class Reconciler(LoggingConfigurable):
         if session.state not in (S.INIT, S.READY, S.BUSY):
             return None
         if compute in (ComputeState.RUNNING, ComputeState.STARTING):
+            cut_short = workspaces is not None and session.id not in workspaces
+            if session.state == S.INIT and cut_short:
+                message = "the create was interrupted before the workspace existed"
+                await self.manager.compute_lost(session.id, f"{message} (found at start-up)")
+                return f"interrupted create ({self.manager.lost_compute_policy})"
             if session.state == S.INIT:
                 await self.manager.adopt_starting(session.id)
                 return "watching"
