@@ -34,6 +34,34 @@ KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 NS = "raworc-sessions"
 SA = "raworc-controller"
 DEPLOY_FILES = ("namespace.yaml", "rbac.yaml", "networkpolicy.yaml")
+#: A labelled claim and pod for session ``sid``, as raworc would create them.
+ORPHAN = """
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: session-pvc-{sid}
+  namespace: raworc-sessions
+  labels: {{app: raworc, component: session, session-id: "{sid}"}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 1Gi}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: session-{sid}
+  namespace: raworc-sessions
+  labels: {{app: raworc, component: session, session-id: "{sid}"}}
+spec:
+  containers:
+  - name: session
+    image: python:3.11-slim
+    command: ["sleep", "infinity"]
+    volumeMounts: [{{name: workspace, mountPath: /workspace}}]
+  volumes:
+  - name: workspace
+    persistentVolumeClaim: {{claimName: session-pvc-{sid}}}
+"""
 
 
 @dataclass

@@ -15,39 +15,21 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import Cluster, Server, kill, labelled, running_cluster, start_server, wait_for
+from .conftest import (
+    ORPHAN,
+    Cluster,
+    Server,
+    kill,
+    labelled,
+    running_cluster,
+    start_server,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
 CREATES = 6
 CONVERGE_SECONDS = 20.0
-ORPHAN = """
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata:
-  name: session-pvc-{sid}
-  namespace: raworc-sessions
-  labels: {{app: raworc, component: session, session-id: "{sid}"}}
-spec:
-  accessModes: [ReadWriteOnce]
-  resources: {{requests: {{storage: 1Gi}}}}
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: session-{sid}
-  namespace: raworc-sessions
-  labels: {{app: raworc, component: session, session-id: "{sid}"}}
-spec:
-  containers:
-  - name: session
-    image: python:3.11-slim
-    command: ["sleep", "infinity"]
-    volumeMounts: [{{name: workspace, mountPath: /workspace}}]
-  volumes:
-  - name: workspace
-    persistentVolumeClaim: {{claimName: session-pvc-{sid}}}
-"""
 
 
 @dataclass(frozen=True)
