@@ -59,7 +59,8 @@ def _env_table() -> str:
 
 
 def _trait(cls_name: str, name: str, trait: object, env: str | None) -> str:
-    default = trait.default_value_repr()  # type: ignore[attr-defined]
+    # The running interpreter's path differs per machine: show what it stands for.
+    default = trait.default_value_repr().replace(repr(sys.executable), "sys.executable")  # type: ignore[attr-defined]
     kind = type(trait).__name__
     help_text = inspect.cleandoc(trait.help or "")  # type: ignore[attr-defined]
     env_line = f"  \nEnvironment: `{env}`" if env else ""
