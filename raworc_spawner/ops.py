@@ -16,7 +16,7 @@ from raworc_spawner.app import RaworcApp
 from raworc_spawner.backends.base import SessionSpec
 from raworc_spawner.backends.kubernetes.apierrors import APIError, APINotFound
 from raworc_spawner.backends.kubernetes.backend import KubernetesBackend
-from raworc_spawner.backends.kubernetes.client import ConnectionOptions, KubeClient, RetryPolicy
+from raworc_spawner.backends.kubernetes.client import KubeClient
 from raworc_spawner.errors import RaworcError
 
 #: (verb, resource, API group) the backend uses, for the RBAC check.
@@ -52,25 +52,12 @@ class Check:
         return f"{text}\n    fix: {self.fix}" if self.fix and self.ok is False else text
 
 
-def connection_options(backend: KubernetesBackend) -> ConnectionOptions:
-    """The backend's connection settings."""
-    return ConnectionOptions(
-        api_url=backend.api_url,
-        token=backend.api_token,
-        token_file=backend.api_token_file,
-        ca_file=backend.ca_file,
-        verify_tls=backend.verify_tls,
-        kubeconfig=backend.kubeconfig,
-        context=backend.context,
-    )
-
-
 async def doctor(app: RaworcApp) -> list[Check]:
     """Run every check against the configured cluster."""
     backend = KubernetesBackend(parent=app)
     namespace = backend.namespace
     try:
-        client = await KubeClient.connect(connection_options(backend), retry=RetryPolicy(2))
+        client = await backend.connect(attempts=2)
     except RaworcError as e:
         return [Check(False, f"configuration: {e}", "set KUBECONFIG or KubernetesBackend.api_url")]
     checks = [Check(True, f"configuration: {client.source}")]

@@ -77,18 +77,13 @@ def make_config(tmp_path: Path) -> Config:
     return config
 
 
-@pytest_asyncio.fixture
-async def server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_leaked_tasks: None
-) -> AsyncIterator[Server]:
-    """A server on a free port with an admin, ``alice`` and ``bob``; every session deleted after."""
-    monkeypatch.chdir(tmp_path)
-    data_dir = tmp_path / "data"
-    app = RaworcApp(config=make_config(tmp_path))
+@contextlib.asynccontextmanager
+async def running_server(config: Config, data_dir: Path) -> AsyncIterator[Server]:
+    """Start a server with ``config`` on a free port; afterwards delete every session and stop."""
+    app = RaworcApp(config=config)
     app.initialize(["--port=0", "--ip=127.0.0.1", f"--data-dir={data_dir}"])
     await app.start_services()
-    web_app = app._http.request_callback  # type: ignore[union-attr]
-    web_app.settings["sse_heartbeat_seconds"] = 0.2  # type: ignore[attr-defined]
+    app.web_app.settings["sse_heartbeat_seconds"] = 0.2
     srv = Server(app=app, data_dir=data_dir)
     try:
         yield srv
@@ -96,10 +91,20 @@ async def server(
         for client in srv.clients:
             await client.aclose()
         await _delete_everything(app)
-        pids = srv.session_pids()
+        pids = srv.session_pids() if not app.kubernetes_enabled else []
         await app.stop_services()
         for pid in pids:
             _kill_group(pid)
+
+
+@pytest_asyncio.fixture
+async def server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_leaked_tasks: None
+) -> AsyncIterator[Server]:
+    """A server on a free port with an admin, ``alice`` and ``bob``; every session deleted after."""
+    monkeypatch.chdir(tmp_path)
+    async with running_server(make_config(tmp_path), tmp_path / "data") as srv:
+        yield srv
 
 
 async def _delete_everything(app: RaworcApp) -> None:

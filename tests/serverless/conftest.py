@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from raworc_spawner.app import RaworcApp
-from tests.api.conftest import Server, _delete_everything, _kill_group, make_config
+from tests.api.conftest import Server, make_config, running_server
 
 UPSTREAM = Path(__file__).with_name("upstream.py")
 
@@ -43,18 +42,5 @@ async def server(
     config.Culler.interval_seconds = 0.0
     config.SessionManager.activity_flush_seconds = 0.1
     config.RaworcApp.proxy_wake_timeout_seconds = 20.0
-    data_dir = tmp_path / "data"
-    app = RaworcApp(config=config)
-    app.initialize(["--port=0", f"--data-dir={data_dir}"])
-    await app.start_services()
-    srv = Server(app=app, data_dir=data_dir)
-    try:
+    async with running_server(config, tmp_path / "data") as srv:
         yield srv
-    finally:
-        for client in srv.clients:
-            await client.aclose()
-        await _delete_everything(app)
-        pids = srv.session_pids()
-        await app.stop_services()
-        for pid in pids:
-            _kill_group(pid)

@@ -11,9 +11,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from raworc_spawner.app import RaworcApp
 from raworc_spawner.testing.kubesim import KubeSim, KubeSimConfig
-from tests.api.conftest import Server, _delete_everything, make_config
+from tests.api.conftest import Server, make_config, running_server
 from tests.serverless.conftest import UPSTREAM, free_port
 from tests.serverless.test_serverless_local import create, events, proxy, wait_state
 
@@ -42,17 +41,8 @@ async def k8s_server(
     config.KubernetesSettings.read_only_root_filesystem = False
     config.Culler.interval_seconds = 0.0
     config.SessionManager.activity_flush_seconds = 0.1
-    app = RaworcApp(config=config)
-    app.initialize(["--port=0", f"--data-dir={tmp_path / 'data'}"])
-    await app.start_services()
-    server = Server(app=app, data_dir=tmp_path / "data")
-    try:
+    async with running_server(config, tmp_path / "data") as server:
         yield server, port
-    finally:
-        for client in server.clients:
-            await client.aclose()
-        await _delete_everything(app)
-        await app.stop_services()
 
 
 async def get_when_listening(client: httpx.AsyncClient, path: str) -> httpx.Response:

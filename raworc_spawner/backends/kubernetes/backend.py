@@ -127,10 +127,9 @@ class KubernetesBackend(LoggingConfigurable):
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    async def start(self, sink: EventSink) -> None:
-        """Connect, fill the caches and start watching."""
-        self._sink = sink
-        options = ConnectionOptions(
+    def connection_options(self) -> ConnectionOptions:
+        """The explicit connection settings (empty ones mean "detect")."""
+        return ConnectionOptions(
             api_url=self.api_url,
             token=self.api_token,
             token_file=self.api_token_file,
@@ -139,10 +138,18 @@ class KubernetesBackend(LoggingConfigurable):
             kubeconfig=self.kubeconfig,
             context=self.context,
         )
+
+    async def connect(self, *, attempts: int | None = None) -> KubeClient:
+        """A client for the configured cluster, retrying as configured (or ``attempts`` times)."""
         retry = RetryPolicy(
-            self.api_retries, self.api_backoff_seconds, self.api_backoff_max_seconds
+            attempts or self.api_retries, self.api_backoff_seconds, self.api_backoff_max_seconds
         )
-        self.client = client = await KubeClient.connect(options, retry=retry)
+        return await KubeClient.connect(self.connection_options(), retry=retry)
+
+    async def start(self, sink: EventSink) -> None:
+        """Connect, fill the caches and start watching."""
+        self._sink = sink
+        self.client = client = await self.connect()
         self.log.info("Kubernetes API via %s; namespace %s", client.source, self.namespace)
         timeout = self.watch_timeout_seconds
         self.pods = Informer(
