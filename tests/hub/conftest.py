@@ -16,12 +16,12 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
+import pytest_asyncio
 
 from tests.conftest import require
 
@@ -169,10 +169,13 @@ class HubProcess:
             _killpg(proc.pid)
             await proc.wait()
 
-    def kill_everything(self) -> None:
+    async def kill_everything(self) -> None:
         """Teardown: the hub, its proxy and every session process, whatever their state."""
-        if self.proc is not None and self.proc.returncode is None:
-            _killpg(self.proc.pid)
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.returncode is None:
+                _killpg(proc.pid)
+            await proc.wait()
         for pid_file in (self.workdir / "proxy.pid",):
             pid = _read_int(pid_file)
             if pid:
@@ -262,18 +265,18 @@ class HubFactory:
         self.hubs.append(hub)
         return hub
 
-    def kill_all(self) -> None:
+    async def kill_all(self) -> None:
         """Kill every hub, proxy and session process made so far."""
         for hub in self.hubs:
-            hub.kill_everything()
+            await hub.kill_everything()
 
 
-@pytest.fixture
-def hub_factory(tmp_path: Path) -> Iterator[HubFactory]:
-    """Make hubs; all of them are torn down after the test."""
+@pytest_asyncio.fixture
+async def hub_factory(tmp_path: Path) -> AsyncIterator[HubFactory]:
+    """Make hubs; all of them are torn down after the test (in its event loop)."""
     factory = HubFactory(tmp_path)
     yield factory
-    factory.kill_all()
+    await factory.kill_all()
 
 
 async def wait_for_server(client: httpx.AsyncClient, user: str, server: str = "") -> dict[str, Any]:

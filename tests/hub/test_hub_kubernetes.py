@@ -21,7 +21,6 @@ from tests.hub.conftest import (
     HubFactory,
     HubProcess,
     free_port,
-    pid_alive,
     progress_events,
     spawn,
     stop,
@@ -74,11 +73,12 @@ async def kubesim(hub_factory: HubFactory) -> AsyncIterator[KubeSim]:
             # Hubs keep watches open: stop them (and any server left) before the cluster, and
             # let kubesim see its processes exit while its event loop still runs.
             leftovers = [pid for hub in hub_factory.hubs for pid in hub.server_pids()]
-            hub_factory.kill_all()
-            for _ in range(50):
-                if not any(pid_alive(pid) for pid in leftovers):
+            await hub_factory.kill_all()
+            for _ in range(50):  # until reaped (by kubesim), not merely dead
+                if not any(Path(f"/proc/{pid}").exists() for pid in leftovers):
                     break
                 await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)
 
 
 class Cluster:
