@@ -414,7 +414,8 @@ class RaworcSpawner(Spawner):
             host = (backend.get("pod") or {}).get("pod_ip")
             port = self.port
         else:
-            host = "127.0.0.1"
+            # The server binds where JUPYTERHUB_SERVICE_URL says: this spawner's ip.
+            host = self.ip if self.ip not in ("", "0.0.0.0", "::") else "127.0.0.1"
             port = (backend.get("compute") or {}).get("port") or self.port
         if not host:
             raise SpawnFailed(f"session {session.id} is ready but its address is unknown")
