@@ -87,14 +87,21 @@ if os.getuid() == 0:  # jupyter_server refuses to run as root without it (contai
 class HubProcess:
     """A JupyterHub process configured for RaworcSpawner, driven over its REST API."""
 
-    def __init__(self, workdir: Path, *, extra_config: str = "", env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        extra_config: str = "",
+        env: dict[str, str] | None = None,
+        config_file: Path | None = None,
+    ):
         self.workdir = workdir
         self.token = secrets.token_hex(16)
         self.public_port = free_port()
         self.hub_port = free_port()
         self.proxy_api_port = free_port()
         self.proxy_token = secrets.token_hex(16)
-        self.config_file = workdir / "jupyterhub_config.py"
+        self.config_file = config_file or workdir / "jupyterhub_config.py"
         self.log_file = workdir / "jupyterhub.log"
         self.extra_env = env or {}
         self.proc: asyncio.subprocess.Process | None = None
@@ -107,7 +114,8 @@ class HubProcess:
             workdir=workdir,
             token=self.token,
         )
-        self.config_file.write_text(text + extra_config)
+        if config_file is None:
+            self.config_file.write_text(text + extra_config)
 
     @property
     def url(self) -> str:
@@ -125,13 +133,17 @@ class HubProcess:
             base_url=self.url, headers={"Authorization": f"token {self.token}"}, timeout=60
         )
 
-    async def start(self, *, timeout: float = 60) -> None:
-        """Start the hub and wait until its API answers through the proxy."""
-        env = {
+    def environment(self) -> dict[str, str]:
+        """The hub's environment: ours, the venv's bin first on PATH, then the extras."""
+        return {
             **os.environ,
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             **self.extra_env,
         }
+
+    async def start(self, *, timeout: float = 60) -> None:
+        """Start the hub and wait until its API answers through the proxy."""
+        env = self.environment()
         with self.log_file.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 str(VENV_BIN / "jupyterhub"),
