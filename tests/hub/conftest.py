@@ -183,15 +183,9 @@ class HubProcess:
 
     async def kill_everything(self) -> None:
         """Teardown: the hub, its proxy and every session process, whatever their state."""
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            if proc.returncode is None:
-                _killpg(proc.pid)
-            await proc.wait()
-        for pid_file in (self.workdir / "proxy.pid",):
-            pid = _read_int(pid_file)
-            if pid:
-                _kill(pid)
+        await self.stop()  # gracefully first: the hub stops the proxy it started
+        for pid in _pids_matching(lambda entry: _proxy_marker(self) in _cmdline(entry)):
+            _kill(pid)
         for pid in session_pids(self.data_dir):
             _killpg(pid)
         for pid in self.server_pids():
@@ -200,17 +194,7 @@ class HubProcess:
     def server_pids(self) -> list[int]:
         """Processes anyone started for this hub's users (they carry its API URL)."""
         marker = f"JUPYTERHUB_API_URL=http://127.0.0.1:{self.hub_port}/hub/api".encode()
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                environ = (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if marker in environ.split(b"\0"):
-                found.append(int(entry.name))
-        return found
+        return _pids_matching(lambda entry: marker in _environ(entry))
 
     def log_tail(self, lines: int = 60) -> str:
         """The end of the hub's log."""
@@ -230,11 +214,31 @@ def session_pids(data_dir: Path) -> list[int]:
     return [pid for pid in pids if pid]
 
 
-def _read_int(path: Path) -> int | None:
+def _proxy_marker(hub: HubProcess) -> bytes:
+    return f"--api-port\0{hub.proxy_api_port}\0".encode()
+
+
+def _pids_matching(check: Callable[[Path], bool]) -> list[int]:
+    """Pids of the processes whose /proc entry passes ``check``."""
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and check(entry)
+    ]
+
+
+def _environ(entry: Path) -> list[bytes]:
     try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
+        return (entry / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def _cmdline(entry: Path) -> bytes:
+    try:
+        return (entry / "cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _read_pid(path: Path) -> int | None:
