@@ -27,7 +27,6 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from jupyterhub.spawner import Spawner
 from jupyterhub.utils import random_port
@@ -45,29 +44,19 @@ from raworc_spawner.errors import (
 from raworc_spawner.hub.options import check_user_options, options_from_form, render_profiles_form
 from raworc_spawner.hub.progress import ProgressLog
 from raworc_spawner.hub.runtime import HubRuntime, RuntimeSettings, shared_runtime
+from raworc_spawner.hub.waiting import SpawnFailed, wait_until_listening, wait_until_ready
 from raworc_spawner.sessions.model import (
     ACTIVE_STATES,
     Principal,
     Session,
-    SessionEvent,
-    SessionState,
     new_session_id,
 )
 from raworc_spawner.sessions.requests import CreateRequest, check_name
 
-S = SessionState
 #: Port the single-user server listens on inside a pod (KubeSpawner's default too).
 POD_PORT = 8888
 #: Seconds before the hub's ``start_timeout`` at which the spawner gives up with a reason.
 START_TIMEOUT_MARGIN = 2.0
-
-
-class SpawnFailed(Exception):
-    """A start that failed; ``jupyterhub_message`` is what the hub shows the user."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.jupyterhub_message = message
 
 
 def _env_flag(name: str) -> bool:
@@ -90,26 +79,6 @@ def _options_from_form(form_data: Mapping[str, list[str]]) -> dict[str, Any]:
 
 async def _apply_user_options(spawner: RaworcSpawner, user_options: Mapping[str, Any]) -> None:
     spawner.profile = await spawner.checked_profile(user_options)
-
-
-def _raise_if_over(event: SessionEvent) -> None:
-    """Raise SpawnFailed if ``event`` ends a start: the session failed or was stopped."""
-    if event.kind == "failed":
-        raise SpawnFailed(f"{event.reason}: {event.message}")
-    if event.kind == "paused":
-        raise SpawnFailed(f"the session was stopped while starting: {event.message}")
-
-
-async def _accepts_connections(host: str, port: int) -> bool:
-    try:
-        async with asyncio.timeout(1.0):
-            _, writer = await asyncio.open_connection(host, port)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
 
 
 class RaworcSpawner(Spawner):
@@ -298,10 +267,10 @@ class RaworcSpawner(Spawner):
             else:
                 log.add(f"Resuming session {session_id}; the workspace is kept", progress=5)
                 session = await self._resume(runtime, existing)
-            session = await self._wait_ready(session, events, log)
+            session = await wait_until_ready(session, events, log)
             url = await self._server_url(runtime, session)
             log.add(f"Waiting for the server to listen at {url}", progress=92)
-            await self._wait_listening(url, events, log)
+            await wait_until_listening(url, events, log, timeout=self.http_timeout)
             return url
 
     async def _existing_session(self, runtime: HubRuntime) -> Session | None:
@@ -337,53 +306,6 @@ class RaworcSpawner(Spawner):
             )
         except (InvalidTransition, BackendError) as e:
             raise SpawnFailed(f"cannot resume session {session.id}: {e.message}") from e
-
-    async def _wait_ready(
-        self, session: Session, events: AsyncIterator[SessionEvent], log: ProgressLog
-    ) -> Session:
-        """Follow the session's events until ``ready``; raise on ``failed`` or a stop."""
-        if session.state == S.ERROR:  # the backend refused at once (e.g. no such command)
-            log.add(f"Session failed: {self._failure(session)}", progress=100)
-            raise SpawnFailed(self._failure(session))
-        async for event in events:
-            log.add_event(event)
-            if event.kind == "ready":
-                return session
-            _raise_if_over(event)
-        raise SpawnFailed("the session was deleted while starting")
-
-    async def _wait_listening(
-        self, url: str, events: AsyncIterator[SessionEvent], log: ProgressLog
-    ) -> None:
-        """Wait until the server accepts connections, or fail with the session's reason.
-
-        A server that exits during its own start-up (a bad option, a missing extension) then
-        fails the spawn with its last output instead of the hub's generic HTTP timeout.
-        Bounded by ``http_timeout``; the hub checks HTTP itself afterwards.
-        """
-        parts = urlsplit(url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
-        next_event: asyncio.Future[SessionEvent] = asyncio.ensure_future(anext(events))
-        delay = 0.05
-        try:
-            async with asyncio.timeout(self.http_timeout):
-                while not await _accepts_connections(host, port):
-                    done, _ = await asyncio.wait({next_event}, timeout=delay)
-                    if done:
-                        event = next_event.result()
-                        log.add_event(event)
-                        _raise_if_over(event)
-                        next_event = asyncio.ensure_future(anext(events))
-                    delay = min(delay * 2, 1.0)
-        except StopAsyncIteration:
-            raise SpawnFailed("the session was deleted while starting") from None
-        except TimeoutError:
-            log.add(f"The server does not listen at {url} yet; the hub keeps waiting")
-        finally:
-            next_event.cancel()
-
-    def _failure(self, session: Session) -> str:
-        return session.error or f"session {session.id} failed ({session.termination_reason})"
 
     def _spec_extra(self) -> dict[str, Any]:
         """The hub's part of the session spec: command, port, environment, resources."""
