@@ -32,6 +32,12 @@ from raworc_spawner.backends.local import LocalBackend
 from raworc_spawner.errors import InvalidConfig
 from raworc_spawner.handlers import end_streams, make_web_app
 from raworc_spawner.handlers.auth import TokenAuthenticator
+from raworc_spawner.hub.service import (
+    HubTokenAuthenticator,
+    PrefixedApplication,
+    service_address,
+    service_prefix,
+)
 from raworc_spawner.logs import LogSpecError, configure_logging, parse_log_spec
 from raworc_spawner.sessions.culler import Culler
 from raworc_spawner.sessions.manager import SessionManager
@@ -132,6 +138,14 @@ class RaworcApp(Application):
         help="""SQLAlchemy URL of the store (RAWORC_DB_URL), e.g.
         ``postgresql+asyncpg://user:pass@host/db``. Empty means SQLite at
         ``<data_dir>/raworc.sqlite``.""",
+    ).tag(config=True)
+
+    hub_auth = Bool(
+        False,
+        help="""Run as a JupyterHub service: accept hub user tokens (hub admins are raworc
+        admins), serve under JUPYTERHUB_SERVICE_PREFIX and listen on JUPYTERHUB_SERVICE_URL.
+        The server's own tokens keep working. Sessions the hub's spawner made are left to the
+        hub's own manager (SessionManager.handle_hub_sessions is turned off).""",
     ).tag(config=True)
 
     kubernetes_enabled = Bool(
@@ -358,6 +372,8 @@ class RaworcApp(Application):
         self.store = SessionStore(self.effective_db_url())
         await self.store.open()
         self.manager = SessionManager(parent=self, store=self.store, backend=self.make_backend())
+        if self.hub_auth:
+            self.manager.handle_hub_sessions = False
         await self.manager.start()
         self.reconciler = Reconciler(parent=self, manager=self.manager)
         await self.reconciler.start()
@@ -367,7 +383,7 @@ class RaworcApp(Application):
         tokens.update(self.principals())
         self.web_app = web_app = make_web_app(
             manager=self.manager,
-            auth=TokenAuthenticator(tokens),
+            auth=HubTokenAuthenticator(tokens) if self.hub_auth else TokenAuthenticator(tokens),
             max_body_bytes=self.max_body_bytes,
             cookie_secret=self.cookie_secret(),
             proxy_wake_timeout=self.proxy_wake_timeout_seconds,
@@ -375,8 +391,10 @@ class RaworcApp(Application):
             proxy_request_timeout=self.proxy_request_timeout_seconds,
             proxy_max_body_bytes=self.proxy_max_body_bytes,
         )
-        self._http = HTTPServer(web_app, xheaders=True, max_body_size=self.max_body_bytes * 4)
-        sockets = bind_sockets(self.port, self.ip, family=_family(self.ip))
+        served: Any = PrefixedApplication(web_app, service_prefix()) if self.hub_auth else web_app
+        self._http = HTTPServer(served, xheaders=True, max_body_size=self.max_body_bytes * 4)
+        ip, port = (service_address() if self.hub_auth else None) or (self.ip, self.port)
+        sockets = bind_sockets(port, ip, family=_family(ip))
         self._http.add_sockets(sockets)
         self.bound_port = sockets[0].getsockname()[1]
 

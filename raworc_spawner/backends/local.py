@@ -439,6 +439,10 @@ class LocalBackend(LoggingConfigurable):
         self._sink(BackendEvent(session_id, "exited", message, "ProcessExited"))
 
     async def _stop(self, session_id: str) -> None:
+        if session_id not in self._procs:
+            # Started by another server on the same data directory (a hub next to its
+            # service): adopt it from its state file so that it is stopped, not leaked.
+            self._adopt(session_id)
         proc = self._procs.get(session_id)
         if proc is None:
             self._state_file(session_id).unlink(missing_ok=True)

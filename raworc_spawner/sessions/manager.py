@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from traitlets import Enum, Float, Int, Unicode
+from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from raworc_spawner.backends.base import Backend, BackendEvent, ComputeState, SessionSpec
@@ -131,6 +131,13 @@ class SessionManager(LoggingConfigurable):
         wakes on the next resume, workspace intact) or ``restart`` its compute at once.""",
     ).tag(config=True)
 
+    handle_hub_sessions = Bool(
+        True,
+        help="""React to backend events (compute exited or lost) of sessions a JupyterHub
+        spawner made (metadata key ``jupyterhub``). Off in a raworc server running as a hub
+        service next to the hub, whose own manager looks after those sessions.""",
+    ).tag(config=True)
+
     activity_flush_seconds = Float(
         5.0,
         help="""Seconds between batched writes of session activity (API calls, proxied
@@ -154,6 +161,7 @@ class SessionManager(LoggingConfigurable):
         self._waiters: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started: dict[str, float] = {}
+        self._closing = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -164,12 +172,13 @@ class SessionManager(LoggingConfigurable):
 
     async def close(self) -> None:
         """Stop background work; sessions' compute keeps running."""
+        self._closing = True  # backend events from now on are ignored
+        await self.backend.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.activity.close()
-        await self.backend.close()
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -644,11 +653,12 @@ class SessionManager(LoggingConfigurable):
                 metrics.CREATE_DURATION.labels(self.backend.name).observe(elapsed)
 
     def _on_backend_event(self, event: BackendEvent) -> None:
-        self._spawn(self._handle_backend_event(event))
+        if not self._closing:
+            self._spawn(self._handle_backend_event(event))
 
     async def _handle_backend_event(self, event: BackendEvent) -> None:
         session = await self.store.get(event.session_id)
-        if session is None:
+        if session is None or not self.handles(session):
             return
         if event.kind == "lost":
             await self._record(session, "warning", event.message, reason=event.reason)
@@ -699,6 +709,10 @@ class SessionManager(LoggingConfigurable):
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self.log.error("background task failed", exc_info=task.exception())
+
+    def handles(self, session: Session) -> bool:
+        """Whether this manager looks after the session (hub sessions may be the hub's)."""
+        return self.handle_hub_sessions or "jupyterhub" not in session.metadata
 
     def compute_state(self, session_id: str) -> ComputeState:
         """The backend's cached view of a session's compute (no I/O)."""

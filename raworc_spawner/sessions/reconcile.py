@@ -107,6 +107,8 @@ class Reconciler(LoggingConfigurable):
     async def _reconcile_one(
         self, session: Session, workspaces: frozenset[str] | None
     ) -> str | None:
+        if not self.manager.handles(session):
+            return None
         compute = self.manager.compute_state(session.id)
         if session.state == S.DELETING:
             await self.manager.delete(SYSTEM, session.id)

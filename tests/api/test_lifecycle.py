@@ -262,7 +262,11 @@ async def test_logs_return_the_output_and_follow_streams_it(server: Server) -> N
     client = server.client()
     created = await create(server)
     await wait_for_state(client, created["id"], "ready")
-    response = await client.get(f"{API}/sessions/{created['id']}/logs?tail=5")
+    async with asyncio.timeout(5):  # ready means "stayed up", not "has printed yet"
+        while not (
+            response := await client.get(f"{API}/sessions/{created['id']}/logs?tail=5")
+        ).text:
+            await asyncio.sleep(0.05)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     assert response.text == "started\n"

@@ -123,7 +123,9 @@ class ProcessRuntime:
         async for raw in proc.stdout:
             self.logs.append((*key, name), raw.decode(errors="replace").rstrip("\n"))
         code = await proc.wait()
-        self._procs.pop((*key, name), None)
+        # A pod recreated under the same name may already have a new process here.
+        if self._procs.get((*key, name)) is proc:
+            del self._procs[(*key, name)]
         on_exit(key, name, code)
 
     def stop_pod(self, key: PodKey, grace: float) -> None:
