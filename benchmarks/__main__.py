@@ -5,10 +5,12 @@ Examples::
     python -m benchmarks                                  # everything, N=500, 5 min steady state
     python -m benchmarks -n 1000 --scenarios storm        # the spawn storm only, 1,000 servers
     python -m benchmarks --scenarios rest                 # REST throughput only
+    python -m benchmarks --scenarios wake                 # wake latency through the proxy
     python -m benchmarks -n 20 --steady-seconds 3 --flood-events 2000 --rest-seconds 2  # smoke
 
 Prints the tables, and writes ``results.json``, ``spawn-latency-cdf.png`` and the processes'
-logs (``sides.log``) into ``--out``. Exit status 0 when every side started every server.
+logs (``sides.log``) into ``--out``. Exit status 0 when every side started every server
+and every sleeping session woke.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from benchmarks import report
 from benchmarks.options import Options, parse
 from benchmarks.rest import run_rest
 from benchmarks.spawning import run_spawn_scenarios
+from benchmarks.wake import run_wake
 
 
 def run(options: Options) -> dict[str, Any]:
@@ -37,7 +40,12 @@ def run(options: Options) -> dict[str, Any]:
     if "rest" in options.scenarios:
         print("[bench] REST API ...", file=sys.stderr, flush=True)
         results["rest"] = run_rest(options)
-    results["targets"] = report.targets(results.get("sides", {}), results.get("rest"))
+    if "wake" in options.scenarios:
+        print("[bench] wake latency ...", file=sys.stderr, flush=True)
+        results["wake"] = asyncio.run(run_wake(options))
+    results["targets"] = report.targets(
+        results.get("sides", {}), results.get("rest"), results.get("wake")
+    )
     results["seconds"] = round(time.time() - began, 1)
     return results
 
@@ -57,6 +65,9 @@ def write_outputs(results: dict[str, Any], options: Options) -> None:
     if rest := results.get("rest"):
         print(report.rest_table(rest))
         print()
+    if wake := results.get("wake"):
+        print(report.wake_line(wake))
+        print()
     if results["targets"]:
         print(report.targets_table(results["targets"]))
         print()
@@ -71,7 +82,9 @@ def write_outputs(results: dict[str, Any], options: Options) -> None:
 
 
 def all_ready(results: dict[str, Any]) -> bool:
-    return all(
+    """Every server of every side started, and every sleeping session woke."""
+    wake = results.get("wake") or {"woken": 0, "sessions": 0}
+    return wake["woken"] == wake["sessions"] and all(
         side["storm"]["ready"] == side["storm"]["servers"]
         for side in results.get("sides", {}).values()
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchmarks.sides import SIDES
 
-SCENARIOS = ("storm", "steady", "bad-image", "flood", "rest")
+SCENARIOS = ("storm", "steady", "bad-image", "flood", "rest", "wake")
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Options:
     rest_sessions: int = 10_000
     rest_seconds: float = 10.0
     rest_connections: int = 32
+    wake_sessions: int = 20
     out: Path = Path("bench-results")
     plot: bool = True
     profile: bool = False
@@ -149,6 +150,12 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=d.rest_connections,
         help="concurrent connections of the load generator (32)",
+    )
+    add(
+        "--wake-sessions",
+        type=int,
+        default=d.wake_sessions,
+        help="sleeping sessions woken one by one through the proxy (20)",
     )
     add(
         "-o",

@@ -208,7 +208,18 @@ def _other_targets(side: str, r: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def targets(results: dict[str, Any], rest: dict[str, Any] | None) -> list[dict[str, Any]]:
+def wake_line(wake: dict[str, Any]) -> str:
+    lat = wake["latency"]
+    return (
+        f"wake through the proxy: {wake['woken']}/{wake['sessions']} woken; "
+        f"p50 {_fmt(lat['p50_ms'])} ms, p99 {_fmt(lat['p99_ms'])} ms, max {_fmt(lat['max_ms'])} ms"
+        f" (kubelet start delay {_fmt(wake['kubelet_start_delay_ms'])} ms)"
+    )
+
+
+def targets(
+    results: dict[str, Any], rest: dict[str, Any] | None, wake: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Every target of the issue, for each raworc side measured."""
     out: list[dict[str, Any]] = []
     ks = results.get(THEIRS)
@@ -219,6 +230,12 @@ def targets(results: dict[str, Any], rest: dict[str, Any] | None) -> list[dict[s
         ratio = rest["get_vs_hello"]
         out.append(
             _verdict("REST: GET session / raw Tornado requests/s", ratio, ">= 0.7", ratio >= 0.7)
+        )
+    if wake:
+        p99, goal = wake["latency"]["p99_ms"], wake["target_p99_ms"]
+        ok = p99 <= goal and wake["woken"] == wake["sessions"]
+        out.append(
+            _verdict("wake via proxy: p99 (ms)", p99, f"<= {_fmt(goal)} (kubelet + 150)", ok)
         )
     return out
 

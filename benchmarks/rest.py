@@ -22,9 +22,10 @@ UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
 @contextmanager
-def server(kind: str, sessions: int) -> Iterator[dict[str, Any]]:
+def server(kind: str, sessions: int, *extra: str) -> Iterator[dict[str, Any]]:
     """A REST server process; yields its ready line; stops it however the block ends."""
     cmd = [sys.executable, "-m", "benchmarks.rest_server", kind, "--sessions", str(sessions)]
+    cmd += extra
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

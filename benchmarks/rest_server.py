@@ -1,9 +1,11 @@
-"""The two HTTP servers of the REST scenario, each in a process of its own.
+"""The HTTP servers of the REST and wake scenarios, each in a process of its own.
 
 ``python -m benchmarks.rest_server raworc --sessions 10000``: the raworc-spawner server
 (:class:`RaworcApp`, local backend, SQLite) with ``--sessions`` idle sessions already in its
-store. ``python -m benchmarks.rest_server hello``: a raw Tornado hello-world handler. Each prints
-one JSON line (``url``, ``token``, ``session_id``) once it listens, then serves until SIGTERM.
+store. ``python -m benchmarks.rest_server hello``: a raw Tornado hello-world handler.
+``python -m benchmarks.rest_server raworc-k8s --api-url URL --api-token T``: the server on the
+Kubernetes backend (kubesim), empty store. Each prints one JSON line (``url``, ``token``,
+``session_id``) once it listens, then serves until SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sqlalchemy as sa
 import tornado.web
 from traitlets.config import Config
 
+from benchmarks.sides import NAMESPACE
 from raworc_spawner.app import RaworcApp
 from raworc_spawner.sessions.model import Session, SessionState, new_session_id
 from raworc_spawner.store import SessionStore
@@ -58,8 +61,13 @@ async def fill_store(data_dir: Path, count: int) -> str:
     return str(rows[count // 2]["id"])
 
 
-def raworc_config() -> Config:
+def raworc_config(api_url: str = "", api_token: str = "") -> Config:
     c = Config()
+    if api_url:
+        c.RaworcApp.kubernetes_enabled = True
+        c.KubernetesBackend.api_url = api_url
+        c.KubernetesBackend.api_token = api_token
+        c.KubernetesSettings.namespace = NAMESPACE
     c.RaworcApp.admin_token = TOKEN
     c.RaworcApp.env_file = ""
     c.RaworcApp.log_spec = "warn"
@@ -67,11 +75,11 @@ def raworc_config() -> Config:
     return c
 
 
-async def serve_raworc(sessions: int) -> None:
+async def serve_raworc(sessions: int, api_url: str = "", api_token: str = "") -> None:
     with tempfile.TemporaryDirectory(prefix="bench-rest-") as tmp:
         data_dir = Path(tmp) / "data"
-        session_id = await fill_store(data_dir, sessions)
-        app = RaworcApp(config=raworc_config())
+        session_id = await fill_store(data_dir, sessions) if sessions else ""
+        app = RaworcApp(config=raworc_config(api_url, api_token))
         app.initialize(["--port=0", "--ip=127.0.0.1", f"--data-dir={data_dir}"])
         await app.start_services()
         try:
@@ -101,10 +109,17 @@ async def _announce_and_wait(url: str, session_id: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.rest_server")
-    parser.add_argument("kind", choices=["raworc", "hello"])
+    parser.add_argument("kind", choices=["raworc", "raworc-k8s", "hello"])
     parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--api-url", default="", help="kubesim URL (raworc-k8s)")
+    parser.add_argument("--api-token", default="", help="kubesim token (raworc-k8s)")
     args = parser.parse_args(argv)
-    serve = serve_raworc(args.sessions) if args.kind == "raworc" else serve_hello()
+    if args.kind == "hello":
+        serve = serve_hello()
+    elif args.kind == "raworc":
+        serve = serve_raworc(args.sessions)
+    else:
+        serve = serve_raworc(0, args.api_url, args.api_token)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve)
     return 0

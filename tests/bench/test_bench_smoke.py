@@ -18,7 +18,7 @@ SIDES = ("raworc-spawner", "raworc-manager", "kubespawner")
 SMOKE_ARGS = (
     "-n", "20", "--kubelet-delay", "0.5", "--steady-seconds", "2", "--flood-events", "1000",
     "--flood-spawns", "2", "--bad-image-timeout", "2", "--rest-seconds", "1",
-    "--rest-sessions", "500", "--rest-connections", "8",
+    "--rest-sessions", "500", "--rest-connections", "8", "--wake-sessions", "3",
 )  # fmt: skip
 
 
@@ -44,6 +44,8 @@ def test_a_small_run_starts_every_server_on_every_side_and_writes_its_results(
     rest = run.results["rest"]
     for endpoint in ("hello_before", "get_session", "list_page", "hello_after"):
         assert rest[endpoint]["requests"] > 0 and rest[endpoint]["non_2xx"] == 0, endpoint
+    wake = run.results["wake"]
+    assert wake["woken"] == wake["sessions"] == 3, wake["errors"]
     assert run.results["targets"], "no target verdicts"
     assert (run.out / "spawn-latency-cdf.png").stat().st_size > 0
     assert "storm: spawn latency p99 (ms)" in run.stdout
