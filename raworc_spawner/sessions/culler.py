@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
 from raworc_spawner.errors import RaworcError
-from raworc_spawner.sessions.manager import SessionManager
+from raworc_spawner.sessions import metrics
+from raworc_spawner.sessions.manager import SYSTEM, SessionManager
 from raworc_spawner.sessions.model import Session, SessionState, utcnow
 
 BATCH = 100
@@ -108,10 +109,15 @@ class Culler(LoggingConfigurable):
 
     async def _cull(self, session: Session, message: str, expected: SessionState) -> bool:
         try:
-            return await self.manager.cull(session.id, message=message, expected=expected)
+            culled = await self.manager.pause_if(
+                session.id, expected=expected, kind="culled", reason="Culled", message=message
+            )
         except RaworcError as e:
             self.log.warning("could not cull session %s: %s", session.id, e)
             return False
+        if culled:
+            metrics.SESSIONS_CULLED.labels(expected.value).inc()
+        return culled
 
     async def _retire(self) -> tuple[list[str], list[str]]:
         now = utcnow()
@@ -123,13 +129,35 @@ class Culler(LoggingConfigurable):
             anchor = session.last_activity_at or session.started_at or session.created_at
             if anchor <= now - retention:
                 try:
-                    await self.manager.retire(session.id, days=self.retention_days)
+                    await self._retire_one(session)
                     retired.append(session.id)
                 except RaworcError as e:
                     self.log.warning("could not retire session %s: %s", session.id, e)
-            elif await self.manager.warn_retention(session, deadline=anchor + retention):
+            elif await self._warn(session, deadline=anchor + retention):
                 warned.append(session.id)
         return warned, retired
+
+    async def _warn(self, session: Session, *, deadline: datetime) -> bool:
+        """Record a ``retention-warning`` event once per idle period; True if recorded now."""
+        since = session.last_activity_at or session.created_at
+        manager = self.manager
+        recent = await manager.store.events(session.id, limit=manager.max_events_per_session)
+        if any(e.kind == "retention-warning" and e.timestamp >= since for e in recent):
+            return False
+        when = deadline.isoformat(timespec="minutes")
+        message = f"unused workspace will be deleted at {when} unless the session is used"
+        await manager.record_event(session, "retention-warning", message, reason="Retention")
+        return True
+
+    async def _retire_one(self, session: Session) -> None:
+        """Delete an idle session whose workspace went unused for ``retention_days``."""
+        fresh = await self.manager.store.get(session.id)
+        if fresh is None or fresh.state != SessionState.IDLE:
+            return
+        days = f"{self.retention_days:g}"
+        await self.manager.record_event(fresh, "retired", f"unused for {days} days; deleting")
+        await self.manager.delete(SYSTEM, session.id)
+        metrics.SESSIONS_RETIRED.inc()
 
     async def _loop(self) -> None:
         while True:

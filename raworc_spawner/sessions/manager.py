@@ -13,9 +13,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Collection, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from traitlets import Bool, Enum, Float, Int, Unicode
 from traitlets.config import LoggingConfigurable
@@ -42,53 +41,11 @@ from raworc_spawner.sessions.model import (
     new_session_id,
     utcnow,
 )
+from raworc_spawner.sessions.ports import EventList, Page, Store
 from raworc_spawner.sessions.requests import CreateRequest
 
 S = SessionState
-# Aliases: the classes below have a method named ``list``, which shadows the builtin there.
-SessionList = list[Session]
-EventList = list[SessionEvent]
 SYSTEM = Principal("raworc-system", admin=True)
-
-
-class Store(Protocol):
-    """What the manager needs from persistence (implemented by ``raworc_spawner.store``)."""
-
-    async def insert(self, session: Session) -> Session: ...
-    async def get(self, session_id: str) -> Session | None: ...
-    async def update(self, session: Session) -> Session: ...
-    async def delete(self, session_id: str) -> bool: ...
-    async def list(
-        self,
-        *,
-        owner: str | None = None,
-        states: Collection[SessionState] | None = None,
-        namespace: str | None = None,
-        text: str | None = None,
-        profile: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> tuple[SessionList, str | None]: ...
-    async def count_by_state(self) -> dict[SessionState, int]: ...
-    async def add_event(self, event: SessionEvent, *, keep: int = 200) -> SessionEvent: ...
-    async def events(
-        self, session_id: str, *, after_seq: int = 0, limit: int = 200
-    ) -> EventList: ...
-    async def touch(self, activity: Mapping[str, datetime]) -> None: ...
-    async def idle_candidates(
-        self, *, now: datetime, default_timeout: int, limit: int = 100
-    ) -> SessionList: ...
-    async def retention_candidates(
-        self, *, older_than: datetime, state: SessionState = ..., limit: int = 100
-    ) -> SessionList: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a session listing and the cursor of the next page (None on the last)."""
-
-    items: SessionList
-    next_cursor: str | None
 
 
 class SessionManager(LoggingConfigurable):
@@ -410,8 +367,13 @@ class SessionManager(LoggingConfigurable):
         """Record activity on a session (coalesced; written in batches)."""
         self.activity.note(session_id, when)
 
-    async def cull(self, session_id: str, *, message: str, expected: SessionState) -> bool:
-        """Pause an idle session for the culler; False if it changed or saw activity meanwhile."""
+    async def pause_if(
+        self, session_id: str, *, expected: SessionState, kind: str, reason: str, message: str
+    ) -> bool:
+        """Pause a session still in ``expected`` with no pending activity; False otherwise.
+
+        For the culler: a request that arrived since it looked keeps the session running.
+        """
         async with self._lock(session_id):
             session = await self.store.get(session_id)
             if session is None or session.state != expected:
@@ -421,30 +383,15 @@ class SessionManager(LoggingConfigurable):
             self._cancel_waiter(session_id)
             await self.backend.pause(session_id)
             await self._transition(
-                session, S.IDLE, "culled", message, reason="Culled", terminated_at=utcnow()
+                session, S.IDLE, kind, message, reason=reason, terminated_at=utcnow()
             )
-        metrics.SESSIONS_CULLED.labels(expected.value).inc()
         return True
 
-    async def warn_retention(self, session: Session, *, deadline: datetime) -> bool:
-        """Record a ``retention-warning`` event once per idle period; True if recorded now."""
-        since = session.last_activity_at or session.created_at
-        recent = await self.store.events(session.id, limit=self.max_events_per_session)
-        if any(e.kind == "retention-warning" and e.timestamp >= since for e in recent):
-            return False
-        when = deadline.isoformat(timespec="minutes")
-        message = f"unused workspace will be deleted at {when} unless the session is used"
-        await self._record(session, "retention-warning", message, reason="Retention")
-        return True
-
-    async def retire(self, session_id: str, *, days: float) -> None:
-        """Delete an idle session whose workspace went unused for ``days`` (retention)."""
-        session = await self.store.get(session_id)
-        if session is None or session.state != S.IDLE:
-            return
-        await self._record(session, "retired", f"unused for {days:g} days; deleting")
-        await self.delete(SYSTEM, session_id)
-        metrics.SESSIONS_RETIRED.inc()
+    async def record_event(
+        self, session: Session, kind: str, message: str, *, reason: str | None = None
+    ) -> None:
+        """Record (and publish) an event that is not a state change."""
+        await self._record(session, kind, message, reason=reason)
 
     async def wake(self, principal: Principal, session_id: str, *, timeout: float) -> Session:
         """Make a session ready, resuming it if it sleeps; concurrent callers share one resume.
