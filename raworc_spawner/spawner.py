@@ -330,15 +330,12 @@ class RaworcSpawner(Spawner):
         return resources
 
     async def _server_url(self, runtime: HubRuntime, session: Session) -> str:
-        status = await runtime.manager.status(self.principal, session.id)
-        backend = status["backend"]
         if self.kubernetes_enabled:
-            host = (backend.get("pod") or {}).get("pod_ip")
-            port = self.port
+            host = runtime.manager.address(session.id)  # the pod IP, from the watch cache
         else:
             # The server binds where JUPYTERHUB_SERVICE_URL says: this spawner's ip.
             host = self.ip if self.ip not in ("", "0.0.0.0", "::") else "127.0.0.1"
-            port = (backend.get("compute") or {}).get("port") or self.port
+        port = self.port
         if not host:
             raise SpawnFailed(f"session {session.id} is ready but its address is unknown")
         host = f"[{host}]" if ":" in host else host

@@ -130,6 +130,11 @@ SCHEMAS: dict[str, Schema] = {
             "session": ref("Session"),
             "backend": {"type": "object", "description": "Compute and workspace detail."},
             "events": {"type": "array", "items": ref("SessionEvent")},
+            "progress": {
+                "type": "array",
+                "items": ref("SessionEvent"),
+                "description": "Recent progress and warnings from the backend (not stored).",
+            },
         }
     ),
     "CreateSession": obj(

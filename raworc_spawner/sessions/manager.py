@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Collection, Mapping
 from datetime import datetime
 from typing import Any
@@ -46,6 +47,10 @@ from raworc_spawner.sessions.requests import CreateRequest
 
 S = SessionState
 SYSTEM = Principal("raworc-system", admin=True)
+#: Backend event kinds that are streamed but not stored.
+TRANSIENT_KINDS = frozenset({"progress", "warning"})
+#: Transient events kept per session for late subscribers and the status endpoint.
+PROGRESS_RING = 50
 
 
 class SessionManager(LoggingConfigurable):
@@ -119,6 +124,7 @@ class SessionManager(LoggingConfigurable):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started: dict[str, float] = {}
         self._closing = False
+        self._progress: dict[str, deque[SessionEvent]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -188,6 +194,7 @@ class SessionManager(LoggingConfigurable):
             "session": session.to_dict(),
             "backend": detail,
             "events": [event.to_dict() for event in recent[-20:]],
+            "progress": [event.to_dict() for event in self.recent_progress(session_id)],
         }
 
     async def logs(
@@ -332,6 +339,7 @@ class SessionManager(LoggingConfigurable):
             await self.store.delete(session_id)
         self._locks.pop(session_id, None)
         self.activity.forget(session_id)
+        self._progress.pop(session_id, None)
         metrics.SESSIONS_DELETED.labels(self.backend.name).inc()
         metrics.DELETE_DURATION.labels(self.backend.name).observe(time.monotonic() - began)
         self.bus.publish(SessionEvent(session_id, 0, "deleted", "session deleted"))
@@ -600,8 +608,23 @@ class SessionManager(LoggingConfigurable):
                 metrics.CREATE_DURATION.labels(self.backend.name).observe(elapsed)
 
     def _on_backend_event(self, event: BackendEvent) -> None:
-        if not self._closing:
-            self._spawn(self._handle_backend_event(event))
+        if self._closing:
+            return
+        if event.kind in TRANSIENT_KINDS:
+            # Progress is streamed live and kept in a small ring, not written to the store: a
+            # spawn storm would otherwise queue a dozen writes per session ahead of "ready".
+            transient = SessionEvent(
+                event.session_id, 0, event.kind, event.message, reason=event.reason
+            )
+            ring = self._progress.setdefault(event.session_id, deque(maxlen=PROGRESS_RING))
+            ring.append(transient)
+            self.bus.publish(transient)
+            return
+        self._spawn(self._handle_backend_event(event))
+
+    def recent_progress(self, session_id: str) -> EventList:
+        """The latest progress and warning events from the backend (not stored), oldest first."""
+        return list(self._progress.get(session_id, ()))
 
     async def _handle_backend_event(self, event: BackendEvent) -> None:
         session = await self.store.get(event.session_id)

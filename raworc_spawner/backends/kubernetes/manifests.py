@@ -30,6 +30,9 @@ from raworc_spawner.errors import InvalidConfig, RaworcError
 
 __all__ = ["ManifestError", "ManifestRenderer", "deep_merge", "to_yaml_json"]
 
+#: libyaml's safe loader when available (same objects, several times faster).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 POD_TEMPLATE = "pod.yaml.j2"
 PVC_TEMPLATE = "pvc.yaml.j2"
 NETWORK_POLICY_TEMPLATE = "networkpolicy.yaml.j2"
@@ -239,7 +242,7 @@ class ManifestRenderer:
         except jinja2.TemplateError as e:
             raise ManifestError(filename, f"cannot render: {e}") from e
         try:
-            obj = yaml.safe_load(text)
+            obj = yaml.load(text, Loader=_SAFE_LOADER)
         except yaml.YAMLError as e:
             raise ManifestError(filename, f"does not render valid YAML: {e}") from e
         _check_object(filename, obj, _EXPECTED[name])
