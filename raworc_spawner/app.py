@@ -374,6 +374,7 @@ class RaworcApp(Application):
         self.manager = SessionManager(parent=self, store=self.store, backend=self.make_backend())
         if self.hub_auth:
             self.manager.handle_hub_sessions = False
+            self.manager.cache_sessions = False  # the hub's spawner writes these sessions too
         await self.manager.start()
         self.reconciler = Reconciler(parent=self, manager=self.manager)
         await self.reconciler.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from raworc_spawner.handlers.auth import TokenAuthenticator
 from raworc_spawner.handlers.base import NotFoundHandler
 from raworc_spawner.sessions.manager import SessionManager
 
+ACCESS_LOG = logging.getLogger("tornado.access")
 ROUTE_MODULES = (api, events, system, metrics, openapi, proxy, pages)
 
 
@@ -50,7 +52,31 @@ def make_web_app(
         default_handler_class=NotFoundHandler,
         default_handler_args={"route_name": "not_found"},
         streams_ending=asyncio.Event(),
+        log_function=settings.pop("log_function", log_request),
         **settings,
+    )
+
+
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log: failures at warning/error, successful requests only at debug.
+
+    A line per successful request at info costs more than serving a cached read; turn them on
+    with ``RAWORC_LOG=info,tornado.access=debug``.
+    """
+    status = handler.get_status()
+    level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.DEBUG
+    if not ACCESS_LOG.isEnabledFor(level):
+        return
+    request = handler.request
+    elapsed_ms = 1000.0 * request.request_time()
+    ACCESS_LOG.log(
+        level,
+        "%d %s %s (%s) %.2fms",
+        status,
+        request.method,
+        request.uri,
+        request.remote_ip,
+        elapsed_ms,
     )
 
 

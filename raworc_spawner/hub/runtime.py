@@ -63,8 +63,13 @@ class HubRuntime:
         # A hub server's command, port and environment live in the hub, not in the record, so
         # the manager cannot restart lost compute by itself: lost compute always becomes idle,
         # poll() reports the server stopped, and the next start resumes it with the hub's spec.
+        # A raworc service next to the hub may change these sessions too: read them fresh.
         self.manager = SessionManager(
-            config=config, store=self.store, backend=self.backend, lost_compute_policy="idle"
+            config=config,
+            store=self.store,
+            backend=self.backend,
+            lost_compute_policy="idle",
+            cache_sessions=False,
         )
         self.reconciler = Reconciler(config=config, manager=self.manager)
         self.loop: asyncio.AbstractEventLoop | None = None

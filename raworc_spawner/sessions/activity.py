@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -29,8 +29,15 @@ class ActivityStore(Protocol):
 class ActivityTracker:
     """Coalesces activity notes into periodic batch writes."""
 
-    def __init__(self, store: ActivityStore, *, flush_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        store: ActivityStore,
+        *,
+        flush_interval: float = 5.0,
+        on_written: Callable[[Mapping[str, datetime]], None] = lambda batch: None,
+    ) -> None:
         self.store = store
+        self.on_written = on_written
         self.flush_interval = flush_interval
         self._pending: dict[str, datetime] = {}
         self._task: asyncio.Task[None] | None = None
@@ -59,6 +66,7 @@ class ActivityTracker:
         try:
             await self.store.touch(batch)
             self.writes += 1
+            self.on_written(batch)
         except Exception:
             for session_id, when in batch.items():
                 self.note(session_id, when)

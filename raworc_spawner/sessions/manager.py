@@ -93,6 +93,14 @@ class SessionManager(LoggingConfigurable):
         wakes on the next resume, workspace intact) or ``restart`` its compute at once.""",
     ).tag(config=True)
 
+    cache_sessions = Bool(
+        True,
+        help="""Keep every session this server reads or writes in memory, so that reads cost no
+        database round trip. Correct when this server is the only writer of its store (the
+        default set-up); turn it off when several processes change the same sessions (a hub
+        and a raworc service sharing a store turn it off themselves).""",
+    ).tag(config=True)
+
     handle_hub_sessions = Bool(
         True,
         help="""React to backend events (compute exited or lost) of sessions a JupyterHub
@@ -117,7 +125,10 @@ class SessionManager(LoggingConfigurable):
         self.store = store
         self.backend = backend
         self.bus = EventBus()
-        self.activity = ActivityTracker(store, flush_interval=self.activity_flush_seconds)
+        self.activity = ActivityTracker(
+            store, flush_interval=self.activity_flush_seconds, on_written=self._activity_written
+        )
+        self._cache: dict[str, Session] = {}
         self._wakes: dict[str, asyncio.Task[Session]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiters: dict[str, asyncio.Task[None]] = {}
@@ -147,7 +158,7 @@ class SessionManager(LoggingConfigurable):
 
     async def get(self, principal: Principal, session_id: str) -> Session:
         """The session, if it exists and the principal may see it (else SessionNotFound)."""
-        session = await self.store.get(session_id)
+        session = await self._load(session_id)
         if session is None or not principal.may_see(session):
             raise SessionNotFound(session_id)
         if principal is not SYSTEM:
@@ -232,7 +243,7 @@ class SessionManager(LoggingConfigurable):
                     visible.discard(event.session_id)
                     yield event
                 continue
-            session = await self.store.get(event.session_id)
+            session = await self._load(event.session_id)
             if session and principal.may_see(session):
                 visible.add(event.session_id)
                 yield event
@@ -267,9 +278,15 @@ class SessionManager(LoggingConfigurable):
         # The lock is taken before the record exists, so that a delete or pause arriving as
         # soon as the record is visible waits for the backend objects to exist first.
         async with self._lock(session.id):
-            session = await self.store.insert(session)
+            created = SessionEvent(
+                session.id, 0, "created", f"session {session.name!r} created", state=S.INIT
+            )
+            session, stored = await self.store.insert_and_record(
+                session, created, keep=self.max_events_per_session
+            )
+            self._remember(session)
             metrics.SESSIONS_CREATED.labels(self.backend.name).inc()
-            await self._record(session, "created", f"session {session.name!r} created", S.INIT)
+            self.bus.publish(stored)
             return await self._start_compute(session, spec, create=True)
 
     async def update(
@@ -280,7 +297,7 @@ class SessionManager(LoggingConfigurable):
             session = await self.get(principal, session_id)
             if not changes:
                 return session
-            session = await self.store.update(session.evolve(**changes))
+            session = self._remember(await self.store.update(session.evolve(**changes)))
             await self._record(session, "updated", f"updated {', '.join(sorted(changes))}")
             return session
 
@@ -337,6 +354,7 @@ class SessionManager(LoggingConfigurable):
                 await self._fail(session, reason, message)
                 raise BackendError(message) from e
             await self.store.delete(session_id)
+            self._cache.pop(session_id, None)
         self._locks.pop(session_id, None)
         self.activity.forget(session_id)
         self._progress.pop(session_id, None)
@@ -354,7 +372,7 @@ class SessionManager(LoggingConfigurable):
     async def compute_lost(self, session_id: str, message: str) -> Session | None:
         """Apply ``lost_compute_policy`` to a session whose compute vanished by itself."""
         async with self._lock(session_id):
-            session = await self.store.get(session_id)
+            session = await self._load(session_id)
             if session is None or session.state not in ACTIVE_STATES:
                 return session
             self._cancel_waiter(session_id)
@@ -383,7 +401,7 @@ class SessionManager(LoggingConfigurable):
         For the culler: a request that arrived since it looked keeps the session running.
         """
         async with self._lock(session_id):
-            session = await self.store.get(session_id)
+            session = await self._load(session_id)
             if session is None or session.state != expected:
                 return False
             if self.activity.pending(session_id) is not None:
@@ -511,15 +529,27 @@ class SessionManager(LoggingConfigurable):
         previous = session.state
         if target == S.IDLE:
             fields.setdefault("termination_reason", reason)
-        session = await self._save(session, state=target, **fields)
+        event = SessionEvent(session.id, 0, kind, message, state=target, reason=reason)
+        keep = self.max_events_per_session
+        try:
+            changed = session.evolve(state=target, **fields)
+            session, stored = await self.store.update_and_record(changed, event, keep=keep)
+        except Conflict:  # written elsewhere meanwhile: apply to the fresh record if allowed
+            fresh = await self._reload(session.id)
+            if fresh is None:
+                raise SessionNotFound(session.id) from None
+            check_transition(fresh.state, target)
+            changed = fresh.evolve(state=target, **fields)
+            session, stored = await self.store.update_and_record(changed, event, keep=keep)
+        self._remember(session)
         metrics.TRANSITIONS.labels(previous.value, target.value).inc()
-        await self._record(session, kind, message, target, reason=reason)
+        self.bus.publish(stored)
         return session
 
     async def _fail(self, session: Session, reason: str, message: str) -> Session:
         metrics.SESSION_FAILURES.labels(reason).inc()
         self.log.warning("session %s failed: %s: %s", session.id, reason, message)
-        fresh = await self.store.get(session.id) or session
+        fresh = await self._load(session.id) or session
         if fresh.state == S.ERROR:
             return await self._save(fresh, error=f"{reason}: {message}")
         return await self._transition(
@@ -535,12 +565,12 @@ class SessionManager(LoggingConfigurable):
     async def _save(self, session: Session, **fields: Any) -> Session:
         """Write ``fields``; on a concurrent write elsewhere, re-read and re-apply once."""
         try:
-            return await self.store.update(session.evolve(**fields))
+            return self._remember(await self.store.update(session.evolve(**fields)))
         except Conflict:
-            fresh = await self.store.get(session.id)
+            fresh = await self._reload(session.id)
             if fresh is None:
                 raise SessionNotFound(session.id) from None
-            return await self.store.update(fresh.evolve(**fields))
+            return self._remember(await self.store.update(fresh.evolve(**fields)))
 
     async def _record(
         self,
@@ -591,7 +621,7 @@ class SessionManager(LoggingConfigurable):
         container_id: str | None = None,
     ) -> None:
         async with self._lock(session_id):
-            session = await self.store.get(session_id)
+            session = await self._load(session_id)
             if session is None or session.state != S.INIT:
                 return  # paused, deleted or failed meanwhile: nothing to settle
             if failure is not None:
@@ -627,7 +657,7 @@ class SessionManager(LoggingConfigurable):
         return list(self._progress.get(session_id, ()))
 
     async def _handle_backend_event(self, event: BackendEvent) -> None:
-        session = await self.store.get(event.session_id)
+        session = await self._load(event.session_id)
         if session is None or not self.handles(session):
             return
         if event.kind == "lost":
@@ -636,7 +666,7 @@ class SessionManager(LoggingConfigurable):
             return
         if event.kind == "exited" and session.state in (S.READY, S.BUSY):
             async with self._lock(session.id):
-                fresh = await self.store.get(session.id)
+                fresh = await self._load(session.id)
                 if fresh is not None and fresh.state in (S.READY, S.BUSY):
                     await self._fail(fresh, event.reason or "Exited", event.message)
             return
@@ -662,6 +692,31 @@ class SessionManager(LoggingConfigurable):
         page = await self.store.list(owner=principal.name, limit=limit)
         if len(page[0]) >= limit:
             raise QuotaExceeded(f"user {principal.name!r} already has {limit} sessions (the limit)")
+
+    async def _load(self, session_id: str) -> Session | None:
+        """A session from the cache (when on), else from the store."""
+        cached = self._cache.get(session_id) if self.cache_sessions else None
+        return cached if cached is not None else await self._reload(session_id)
+
+    async def _reload(self, session_id: str) -> Session | None:
+        """A session from the store, refreshing the cache."""
+        session = await self.store.get(session_id)
+        if session is None:
+            self._cache.pop(session_id, None)
+            return None
+        return self._remember(session)
+
+    def _remember(self, session: Session) -> Session:
+        if self.cache_sessions:
+            self._cache[session.id] = session
+        return session
+
+    def _activity_written(self, batch: Mapping[str, datetime]) -> None:
+        """Keep cached sessions' ``last_activity_at`` in step with the batch just written."""
+        for session_id, when in batch.items():
+            cached = self._cache.get(session_id)
+            if cached is not None and (cached.last_activity_at or when) <= when:
+                self._cache[session_id] = cached.evolve(last_activity_at=when)
 
     def _lock(self, session_id: str) -> asyncio.Lock:
         lock = self._locks.get(session_id)

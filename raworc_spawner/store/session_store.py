@@ -105,14 +105,27 @@ class SessionStore:
 
         Raises :class:`~raworc_spawner.errors.Conflict` if a session with that id exists.
         """
-        values = session_values(session) | {"version": 1}
-        stmt = sa.insert(sessions_table).values(values).returning(*sessions_table.c)
         try:
             async with self._write() as conn:
-                row = (await conn.execute(stmt)).one()
+                return await self._insert_in(conn, session)
         except IntegrityError as e:
             raise errors.Conflict(f"a session with id {session.id} already exists") from e
-        return row_to_session(row)
+
+    async def insert_and_record(
+        self, session: Session, event: SessionEvent, *, keep: int = 200
+    ) -> tuple[Session, SessionEvent]:
+        """:meth:`insert` and :meth:`add_event` in one transaction (one write, not two)."""
+        try:
+            async with self._write() as conn:
+                stored = await self._insert_in(conn, session)
+                return stored, await self._add_event_in(conn, event, keep)
+        except IntegrityError as e:
+            raise errors.Conflict(f"a session with id {session.id} already exists") from e
+
+    async def _insert_in(self, conn: AsyncConnection, session: Session) -> Session:
+        values = session_values(session) | {"version": 1}
+        stmt = sa.insert(sessions_table).values(values).returning(*sessions_table.c)
+        return row_to_session((await conn.execute(stmt)).one())
 
     async def get(self, session_id: str) -> Session | None:
         """The session with that id, or ``None``."""
@@ -129,6 +142,18 @@ class SessionStore:
         Raises :class:`~raworc_spawner.errors.Conflict` on a stale version and
         :class:`~raworc_spawner.errors.SessionNotFound` if the row is gone.
         """
+        async with self._write() as conn:
+            return await self._update_in(conn, session)
+
+    async def update_and_record(
+        self, session: Session, event: SessionEvent, *, keep: int = 200
+    ) -> tuple[Session, SessionEvent]:
+        """:meth:`update` and :meth:`add_event` in one transaction (one write, not two)."""
+        async with self._write() as conn:
+            stored = await self._update_in(conn, session)
+            return stored, await self._add_event_in(conn, event, keep)
+
+    async def _update_in(self, conn: AsyncConnection, session: Session) -> Session:
         values = session_values(session)
         del values["id"]
         values["version"] = session.version + 1
@@ -139,16 +164,15 @@ class SessionStore:
             .values(values)
             .returning(*sessions_table.c)
         )
-        async with self._write() as conn:
-            row = (await conn.execute(stmt)).first()
-            if row is None:
-                exists = await conn.scalar(sa.select(_S.version).where(_S.id == session.id))
-                if exists is None:
-                    raise errors.SessionNotFound(session.id)
-                raise errors.Conflict(
-                    f"session {session.id} changed since it was read "
-                    f"(version {session.version}, stored {exists})"
-                )
+        row = (await conn.execute(stmt)).first()
+        if row is None:
+            exists = await conn.scalar(sa.select(_S.version).where(_S.id == session.id))
+            if exists is None:
+                raise errors.SessionNotFound(session.id)
+            raise errors.Conflict(
+                f"session {session.id} changed since it was read "
+                f"(version {session.version}, stored {exists})"
+            )
         return row_to_session(row)
 
     async def delete(self, session_id: str) -> bool:
@@ -219,23 +243,26 @@ class SessionStore:
         ignored), also under concurrent calls. Only the newest ``keep`` events are kept.
         Raises :class:`~raworc_spawner.errors.SessionNotFound` for an unknown session.
         """
+        async with self._write() as conn:
+            return await self._add_event_in(conn, event, keep)
+
+    async def _add_event_in(
+        self, conn: AsyncConnection, event: SessionEvent, keep: int
+    ) -> SessionEvent:
         if keep < 1:
             raise ValueError(f"keep={keep}: must keep at least one event")
         lock = sa.select(_S.id).where(_S.id == event.session_id).with_for_update(key_share=True)
         last_seq = sa.select(sa.func.coalesce(sa.func.max(_E.seq), 0)).where(
             _E.session_id == event.session_id
         )
-        async with self._write() as conn:
-            if await conn.scalar(lock) is None:
-                raise errors.SessionNotFound(event.session_id)
-            seq = int(await conn.scalar(last_seq) or 0) + 1
-            stored = replace(event, seq=seq, timestamp=to_utc_ms(event.timestamp))
-            await conn.execute(sa.insert(events_table).values(event_values(stored)))
-            await conn.execute(
-                sa.delete(events_table).where(
-                    _E.session_id == event.session_id, _E.seq <= seq - keep
-                )
-            )
+        if await conn.scalar(lock) is None:
+            raise errors.SessionNotFound(event.session_id)
+        seq = int(await conn.scalar(last_seq) or 0) + 1
+        stored = replace(event, seq=seq, timestamp=to_utc_ms(event.timestamp))
+        await conn.execute(sa.insert(events_table).values(event_values(stored)))
+        await conn.execute(
+            sa.delete(events_table).where(_E.session_id == event.session_id, _E.seq <= seq - keep)
+        )
         return stored
 
     async def events(
