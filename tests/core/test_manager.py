@@ -207,3 +207,15 @@ async def test_live_subscribers_see_every_transition(local_manager: SessionManag
     await local_manager.delete(ALICE, session.id)
     await asyncio.wait_for(listener, 5)
     assert seen[0] == "created" and "ready" in seen and seen[-1] == "deleted"
+
+
+@pytest.mark.asyncio
+async def test_reads_come_from_the_cache_only_when_it_is_on(local_manager: SessionManager) -> None:
+    session = await local_manager.create(ALICE, parse_create({"name": "cached"}))
+    stored = await local_manager.store.get(session.id)
+    assert stored is not None
+    await local_manager.store.update(stored.evolve(name="renamed elsewhere"))
+    assert (await local_manager.get(ALICE, session.id)).name == "cached"  # this server's view
+    local_manager.cache_sessions = False
+    assert (await local_manager.get(ALICE, session.id)).name == "renamed elsewhere"
+    await local_manager.delete(ALICE, session.id)

@@ -132,3 +132,25 @@ async def test_deleting_a_session_removes_its_events(
     assert await store.events(session.id) == []
     assert (await store.add_event(_event(session.id))).seq == 1
     assert [e.seq for e in await store.events(other.id)] == [1]
+
+
+@pytest.mark.asyncio
+async def test_a_change_and_its_event_are_written_together_or_not_at_all(
+    store: SessionStore, make_session: MakeSession
+) -> None:
+    new = make_session()
+    session, created = await store.insert_and_record(new, _event(new.id, "created"))
+    assert created.seq == 1 and session.version == 1
+    ready, event = await store.update_and_record(
+        session.evolve(state=SessionState.READY), _event(session.id, "ready")
+    )
+    assert ready.version == session.version + 1 and event.seq >= 1
+    with pytest.raises(errors.Conflict):  # stale version: neither the row nor the event
+        await store.update_and_record(
+            session.evolve(state=SessionState.IDLE), _event(session.id, "stale")
+        )
+    assert [e.message for e in await store.events(session.id)][-1] == "ready"
+    assert (await store.get(session.id)).state == SessionState.READY
+    with pytest.raises(errors.Conflict):  # duplicate id: no second row, no orphan event
+        await store.insert_and_record(session, _event(session.id, "again"))
+    assert "again" not in [e.message for e in await store.events(session.id)]
