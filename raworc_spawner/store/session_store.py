@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import os
 from collections.abc import AsyncIterator, Collection, Mapping
@@ -64,6 +65,7 @@ class SessionStore:
         self._echo = echo
         self._engine: AsyncEngine | None = None
         self._writer: AsyncEngine | None = None
+        self._write_lock = asyncio.Lock()
 
     @classmethod
     def sqlite_in(cls, data_dir: str | os.PathLike[str]) -> SessionStore:
@@ -93,6 +95,7 @@ class SessionStore:
         await migrate_to_head(self._url, echo=self._echo)
         self._engine = make_engine(self._url, echo=self._echo)
         self._writer = self._engine.execution_options(**{WRITE_OPTION: True})
+        self._write_lock = asyncio.Lock()
 
     async def close(self) -> None:
         """Close every connection; :meth:`open` may be called again afterwards."""
@@ -366,5 +369,12 @@ class SessionStore:
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         if self._writer is None:
             raise RuntimeError(f"{self!r} is not open: call open() first")
-        async with self._writer.begin() as conn:
+        if not self._is_sqlite:
+            async with self._writer.begin() as conn:
+                yield conn
+            return
+        # SQLite has one writer at a time. Queue this process's writers here, in order, rather
+        # than letting them poll the file lock (busy_timeout sleeps in growing steps, which
+        # under a burst of writes turns milliseconds into seconds).
+        async with self._write_lock, self._writer.begin() as conn:
             yield conn
