@@ -16,60 +16,24 @@ import asyncio
 import contextlib
 import json
 import socket
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from benchmarks.sides import NAMESPACE, PORT
+from raworc_spawner.testing.kubesim.process import KubeSimProcess
 
 
-class KubeSimServer:
-    """kubesim in a child process, configured for the benchmark."""
+class KubeSimServer(KubeSimProcess):
+    """kubesim in a child process, configured for the benchmark (stopped also on failure)."""
 
     def __init__(self, *, kubelet_start_delay: float, latency: float, nodes: int) -> None:
-        self.args = [
+        args = [
             "--kubelet-start-delay", str(kubelet_start_delay), "--latency", str(latency),
             "--nodes", str(nodes), "--namespace", NAMESPACE,
         ]  # fmt: skip
-        self.url = self.token = self.kubeconfig = ""
-        self.pid = 0
-        self._proc: subprocess.Popen[str] | None = None
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
-
-    def __enter__(self) -> KubeSimServer:
-        self._tmp = tempfile.TemporaryDirectory(prefix="bench-kubesim-")
-        kubeconfig = str(Path(self._tmp.name) / "kubeconfig")
-        cmd = [sys.executable, "-m", "benchmarks.kubesim_server", "--kubeconfig", kubeconfig]
-        self._proc = subprocess.Popen([*cmd, *self.args], stdout=subprocess.PIPE, text=True)
-        assert self._proc.stdout is not None
-        line = self._proc.stdout.readline()
-        if not line:
-            self.__exit__()
-            raise RuntimeError("kubesim exited before it was ready")
-        ready = json.loads(line)
-        self.url, self.token = ready["url"], ready["token"]
-        self.kubeconfig, self.pid = ready["kubeconfig"], ready["pid"]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-            if self._proc.stdout:
-                self._proc.stdout.close()
-            self._proc = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        super().__init__(args=args, module="benchmarks.kubesim_server")
 
 
 def pod_ip(n: int) -> str:

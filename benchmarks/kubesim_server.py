@@ -22,6 +22,7 @@ from raworc_spawner.testing import KubeSim, KubeSimConfig, NodeSpec
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.kubesim_server")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--no-tls", action="store_true", help="accepted; always plain HTTP")
     parser.add_argument("--kubeconfig", required=True, help="write a kubeconfig to FILE")
     parser.add_argument("--namespace", action="append", default=[], help="extra namespace")
     parser.add_argument("--nodes", type=int, default=12, help="simulated nodes (110 pods each)")

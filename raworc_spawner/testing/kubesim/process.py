@@ -22,12 +22,22 @@ import httpx
 
 
 class KubeSimProcess:
-    """Runs ``python -m raworc_spawner.testing.kubesim`` and talks to its control endpoints."""
+    """Runs ``python -m raworc_spawner.testing.kubesim`` and talks to its control endpoints.
+
+    ``module`` may name another launcher with the same command line and ready line (the
+    benchmarks use one that sets kubelet timings and request latency).
+    """
 
     def __init__(
-        self, *, args: list[str] | None = None, tls: bool = False, startup_timeout: float = 30.0
+        self,
+        *,
+        args: list[str] | None = None,
+        tls: bool = False,
+        startup_timeout: float = 30.0,
+        module: str = "raworc_spawner.testing.kubesim",
     ) -> None:
         self.args = list(args or [])
+        self.module = module
         self.tls = tls
         self.startup_timeout = startup_timeout
         self.url = ""
@@ -43,7 +53,7 @@ class KubeSimProcess:
         cmd = [
             sys.executable,
             "-m",
-            "raworc_spawner.testing.kubesim",
+            self.module,
             "--port",
             "0",
             "--kubeconfig",
