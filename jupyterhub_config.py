@@ -136,12 +136,13 @@ c.JupyterHub.load_roles = [
 # -- The session API and pages inside the hub (opt-in) ------------------------------------------
 # RAWORC_HUB_SERVICE=1 runs the raworc server as a hub service at /services/raworc/: hub users
 # use their hub tokens there, hub admins are raworc admins, and it shares the spawner's store.
-# It needs the server's hub mode (RaworcApp.hub_auth; see docs/jupyterhub.md).
+# It runs the server's hub mode (RaworcApp.hub_auth; see docs/jupyterhub.md), listening on
+# RAWORC_HUB_SERVICE_URL (default http://127.0.0.1:9000).
 if env_flag("RAWORC_HUB_SERVICE"):
     c.JupyterHub.services.append(
         {
             "name": "raworc",
-            "url": "http://127.0.0.1:9000",
+            "url": env("RAWORC_HUB_SERVICE_URL") or "http://127.0.0.1:9000",
             "command": [
                 str(Path(sys.executable).parent / "raworc-spawner"),
                 "serve",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,8 @@ async def test_the_shipped_config_runs_a_demo_hub_whose_servers_answer_through_t
     proxy_dir = os.path.dirname(find_proxy() or "")
     hub.extra_env = {
         "RAWORC_HUB_DEMO": "1",
+        "RAWORC_HUB_SERVICE": "1",
+        "RAWORC_HUB_SERVICE_URL": f"http://127.0.0.1:{free_port()}",
         "RAWORC_DATA_DIR": str(hub.data_dir),
         "RAWORC_HUB_BIND_URL": f"http://127.0.0.1:{hub.public_port}",
         "RAWORC_HUB_PROXY_API_URL": f"http://127.0.0.1:{hub.proxy_api_port}",
@@ -41,10 +45,26 @@ async def test_the_shipped_config_runs_a_demo_hub_whose_servers_answer_through_t
         info = await spawn(api, "admin")
         assert info["state"]["session_id"]
         assert (await api.get("/user/admin/api/status")).status_code == 200
+        listed = await _service_sessions(api)
+        assert [s["id"] for s in listed] == [info["state"]["session_id"]]
         await stop(api, "admin")
         services = (await api.get("/hub/api/services")).json()
-    assert "idle-culler" in services
+    assert "idle-culler" in services and "raworc" in services
     assert services["idle-culler"]["pid"] > 0  # the hub started the culler
+
+
+async def _service_sessions(api: Any) -> list[dict[str, Any]]:
+    """The sessions the raworc service lists for the hub admin (it starts beside the hub)."""
+    async with asyncio.timeout(30):
+        while (response := await api.get("/services/raworc/api/v0/sessions")).status_code != 200:
+            await asyncio.sleep(0.3)
+    return list(response.json()["items"])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 async def _admin_token(hub: HubProcess) -> str:
