@@ -29,7 +29,7 @@ import httpx
 from jupyterhub.services.auth import HubAuth
 from tornado import httputil
 
-from raworc_spawner.handlers.auth import TokenAuthenticator
+from raworc_spawner.handlers.auth import TokenAuthenticator, token_digest
 from raworc_spawner.sessions.model import Principal
 
 #: Authorization schemes accepted: the REST API's ``Bearer`` and JupyterHub's ``token``.
@@ -50,11 +50,14 @@ class HubTokenAuthenticator(TokenAuthenticator):
         *,
         hub_auth: HubAuth | None = None,
         admin_cache_seconds: float = 300.0,
+        login_seconds: float = 8 * 3600.0,
     ) -> None:
         super().__init__(tokens)
         self.hub_auth = hub_auth or HubAuth()
         self.admin_cache_seconds = admin_cache_seconds
+        self.login_seconds = login_seconds
         self._admins: dict[str, tuple[float, bool]] = {}
+        self._logins: dict[str, tuple[float, Principal]] = {}
 
     def authenticate(self, token: str | None) -> Principal | None:
         """The principal of a server token, else of a hub token, else None."""
@@ -66,8 +69,26 @@ class HubTokenAuthenticator(TokenAuthenticator):
             return None
         name = str(model["name"])
         if model.get("kind", "user") != "user":
-            return Principal(f"service:{name}")
-        return Principal(name, admin=self._is_admin(name, model))
+            principal = Principal(f"service:{name}")
+        else:
+            principal = Principal(name, admin=self._is_admin(name, model))
+        self._logins[token_digest(token)] = (time.monotonic(), principal)
+        return principal
+
+    def authenticate_digest(self, digest: str | None) -> Principal | None:
+        """A server token's principal, or a hub user's who logged in to the pages recently.
+
+        The pages' cookie holds only a token's digest, which the hub cannot check: a hub
+        token's principal is remembered for ``login_seconds`` after it was last verified
+        (a server restart forgets it: users log in again).
+        """
+        principal = super().authenticate_digest(digest)
+        if principal is not None or not digest:
+            return principal
+        remembered = self._logins.get(digest.lower())
+        if remembered is None or time.monotonic() - remembered[0] > self.login_seconds:
+            return None
+        return remembered[1]
 
     def _is_admin(self, name: str, model: Mapping[str, Any]) -> bool:
         """The hub's admin flag: in the token's model if it shows it, else asked of the hub."""
