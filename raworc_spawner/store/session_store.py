@@ -263,9 +263,12 @@ class SessionStore:
         seq = int(await conn.scalar(last_seq) or 0) + 1
         stored = replace(event, seq=seq, timestamp=to_utc_ms(event.timestamp))
         await conn.execute(sa.insert(events_table).values(event_values(stored)))
-        await conn.execute(
-            sa.delete(events_table).where(_E.session_id == event.session_id, _E.seq <= seq - keep)
-        )
+        if seq > keep:  # nothing to trim before the history is full
+            await conn.execute(
+                sa.delete(events_table).where(
+                    _E.session_id == event.session_id, _E.seq <= seq - keep
+                )
+            )
         return stored
 
     async def events(
