@@ -490,12 +490,18 @@ class SessionManager(LoggingConfigurable):
         except BackendError as e:
             reason = e.reason if isinstance(e, SessionFailed) else "BackendError"
             return await self._fail(session, reason, e.message)
-        session = await self._save(
-            session,
-            container_id=placement.container_id,
-            persistent_volume_id=placement.persistent_volume_id,
-            error=None,
-        )
+        ids = {
+            "container_id": placement.container_id,
+            "persistent_volume_id": placement.persistent_volume_id,
+            "error": None,
+        }
+        if self.cache_sessions:
+            # Readers see the ids at once from the cache; they reach the store with the next
+            # transition (ready or error), one write less per spawn. A crash in between loses
+            # nothing: the backend still has the objects and reconciliation adopts them.
+            session = self._remember(session.evolve(**ids))
+        else:
+            session = await self._save(session, **ids)
         self._started[session.id] = time.monotonic()
         self._watch_ready(session.id)
         return session
