@@ -26,6 +26,20 @@ async def wait_state(client: httpx.AsyncClient, sid: str, state: str, timeout: f
     return session
 
 
+async def ready(client: httpx.AsyncClient, **fields: object) -> dict:
+    """A new session, once it is ready."""
+    session = await create(client, **fields)
+    return await wait_state(client, session["id"], "ready")
+
+
+async def sleeping(client: httpx.AsyncClient, **fields: object) -> dict:
+    """A new session, paused after it became ready (compute gone, workspace kept)."""
+    session = await ready(client, **fields)
+    paused = await client.put(f"/api/v0/sessions/{session['id']}/state", json={"state": "idle"})
+    assert paused.status_code == 200
+    return dict(paused.json())
+
+
 async def events(client: httpx.AsyncClient, sid: str) -> list[dict]:
     return (await client.get(f"/api/v0/sessions/{sid}/events")).json()
 
@@ -81,9 +95,7 @@ async def test_a_request_to_a_sleeping_session_wakes_it_and_gets_its_own_answer(
     server: Server, upstream_port: int
 ) -> None:
     client = server.client()
-    session = await create(client)
-    await wait_state(client, session["id"], "ready")
-    await client.put(f"/api/v0/sessions/{session['id']}/state", json={"state": "idle"})
+    session = await sleeping(client)
     wakes = metric("raworc_session_wakes_total")
     response = await client.get(proxy(session["id"], upstream_port, "hello"))
     assert response.status_code == 200
@@ -98,9 +110,7 @@ async def test_fifty_concurrent_requests_to_a_sleeping_session_cause_one_resume(
     server: Server, upstream_port: int
 ) -> None:
     client = server.client()
-    session = await create(client)
-    await wait_state(client, session["id"], "ready")
-    await client.put(f"/api/v0/sessions/{session['id']}/state", json={"state": "idle"})
+    session = await sleeping(client)
     responses = await asyncio.gather(
         *(client.get(proxy(session["id"], upstream_port, "hello")) for _ in range(50))
     )
@@ -114,8 +124,7 @@ async def test_bodies_and_streams_pass_through_the_proxy_without_our_credentials
     server: Server, upstream_port: int
 ) -> None:
     client = server.client()
-    session = await create(client)
-    await wait_state(client, session["id"], "ready")
+    session = await ready(client)
     big = b"x" * (5 * 1024 * 1024)  # far above the API's body limit: streamed, not buffered
     echoed = await client.post(
         proxy(session["id"], upstream_port, "echo"),
@@ -136,8 +145,7 @@ async def test_bodies_and_streams_pass_through_the_proxy_without_our_credentials
 @pytest.mark.asyncio
 async def test_a_websocket_works_through_the_proxy(server: Server, upstream_port: int) -> None:
     client = server.client()
-    session = await create(client)
-    await wait_state(client, session["id"], "ready")
+    session = await ready(client)
     url = server.url.replace("http://", "ws://") + proxy(session["id"], upstream_port, "ws")
     request = tornado.httpclient.HTTPRequest(
         url, headers={"Authorization": f"Bearer {server.admin_token}"}
@@ -170,9 +178,7 @@ async def test_too_many_waiting_requests_get_503_with_retry_after(
     server: Server, upstream_port: int
 ) -> None:
     client = server.client()
-    session = await create(client)
-    await wait_state(client, session["id"], "ready")
-    await client.put(f"/api/v0/sessions/{session['id']}/state", json={"state": "idle"})
+    session = await sleeping(client)
     server.app.web_app.settings["proxy_max_waiting"] = 3
     responses = await asyncio.gather(
         *(client.get(proxy(session["id"], upstream_port, "hello")) for _ in range(8))
@@ -186,9 +192,7 @@ async def test_too_many_waiting_requests_get_503_with_retry_after(
 @pytest.mark.asyncio
 async def test_retention_warns_then_deletes_unused_idle_workspaces(server: Server) -> None:
     client = server.client()
-    session = await create(client)
-    await wait_state(client, session["id"], "ready")
-    await client.put(f"/api/v0/sessions/{session['id']}/state", json={"state": "idle"})
+    session = await sleeping(client)
     culler = server.app.culler
     culler.retention_days = 2.0 / 86400  # two seconds
     culler.retention_warning_days = 1.5 / 86400
@@ -241,8 +245,7 @@ async def test_a_logged_in_browser_can_post_through_the_proxy_but_not_cross_site
     server: Server, upstream_port: int
 ) -> None:
     client = server.client()
-    session = await create(client)
-    await wait_state(client, session["id"], "ready")
+    session = await ready(client)
     browser = server.client(None, follow_redirects=False)
     await browser.get("/login")
     xsrf = browser.cookies["_xsrf"]
