@@ -24,8 +24,8 @@ test: $(STAMP)
 	source scripts/postgres-for-tests && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: $(STAMP)
-	$(BIN)/ruff check raworc_spawner tests benchmarks
-	$(BIN)/ruff format --check raworc_spawner tests benchmarks
+	$(BIN)/ruff check raworc_spawner kubesim tests benchmarks
+	$(BIN)/ruff format --check raworc_spawner kubesim tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

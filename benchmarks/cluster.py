@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from benchmarks.sides import NAMESPACE, PORT
-from raworc_spawner.testing.kubesim.process import KubeSimProcess
+from kubesim.process import KubeSimProcess
 
 
 class KubeSimServer(KubeSimProcess):

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from raworc_spawner.testing import KubeSimProcess
+from kubesim import KubeSimProcess
 
 NS = "default"
 

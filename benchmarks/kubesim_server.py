@@ -2,7 +2,7 @@
 
 kubesim's own command line has no flags for timings or latency, so this launcher builds the
 same :class:`KubeSimConfig` with a chosen kubelet start delay, request latency, node count and
-watch history, then serves like ``python -m raworc_spawner.testing.kubesim`` (one JSON line with
+watch history, then serves like ``python -m kubesim`` (one JSON line with
 ``url``, ``token``, ``kubeconfig`` and ``pid`` on stdout, then until SIGTERM).
 """
 
@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 
-from raworc_spawner.testing import KubeSim, KubeSimConfig, NodeSpec
+from kubesim import KubeSim, KubeSimConfig, NodeSpec
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -16,7 +16,7 @@ from raworc_spawner.backends.local import LocalBackend
 from raworc_spawner.sessions.manager import SessionManager
 from raworc_spawner.store import SessionStore
 
-pytest_plugins = ["raworc_spawner.testing.pytest_plugin"]
+pytest_plugins = ["kubesim.pytest_plugin"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -128,24 +128,52 @@ class Session:
         }
 
 
+class EventKind(enum.StrEnum):
+    """What a :class:`SessionEvent` records. Transitions carry the state they reached."""
+
+    CREATED = "created"  # the record exists (state init)
+    UPDATED = "updated"  # fields changed (no state change)
+    RESUMING = "resuming"  # idle/error → init: compute is being created again
+    RESTARTING = "restarting"  # lost compute is replaced (lost_compute_policy = restart)
+    READY = "ready"  # compute is running
+    AGENT = "agent"  # the session's agent set busy or ready
+    PAUSED = "paused"  # scaled to zero on request or because compute went away
+    CULLED = "culled"  # scaled to zero by the idle culler
+    FAILED = "failed"  # moved to error, with a reason
+    DELETING = "deleting"  # delete began
+    DELETED = "deleted"  # the record is gone (live only, never stored)
+    PROGRESS = "progress"  # a step towards ready (live only)
+    WARNING = "warning"  # something worth a look that is not a failure
+    RETENTION_WARNING = "retention-warning"  # the retention policy will delete the session
+    RETIRED = "retired"  # the retention policy is deleting the session
+
+
+#: Kinds streamed live and kept in a small ring, never written to the store.
+TRANSIENT_KINDS = frozenset({EventKind.PROGRESS, EventKind.WARNING})
+
+
 @dataclass(frozen=True, slots=True)
 class SessionEvent:
     """Something that happened to a session: a transition, a progress step, a warning."""
 
     session_id: str
     seq: int
-    kind: str
+    kind: EventKind
     message: str
     state: SessionState | None = None
     reason: str | None = None
     timestamp: datetime = field(default_factory=utcnow)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, EventKind):  # a known kind given by value; else ValueError
+            object.__setattr__(self, "kind", EventKind(self.kind))
 
     def to_dict(self) -> dict[str, Any]:
         """The event as JSON-ready data."""
         return {
             "session_id": self.session_id,
             "seq": self.seq,
-            "kind": self.kind,
+            "kind": self.kind.value,
             "message": self.message,
             "state": self.state.value if self.state else None,
             "reason": self.reason,

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from raworc_spawner.sessions.model import Session, SessionEvent, SessionState
+from raworc_spawner.sessions.model import EventKind, Session, SessionEvent, SessionState
 
 TIMESTAMPS = ("created_at", "started_at", "last_activity_at", "terminated_at")
 
@@ -165,7 +165,7 @@ def event_values(event: SessionEvent) -> dict[str, Any]:
     return {
         "session_id": event.session_id,
         "seq": event.seq,
-        "kind": event.kind,
+        "kind": EventKind(event.kind).value,
         "message": event.message,
         "state": None if event.state is None else SessionState(event.state).value,
         "reason": event.reason,
@@ -179,9 +179,17 @@ def row_to_event(row: sa.Row[Any]) -> SessionEvent:
     return SessionEvent(
         session_id=m["session_id"],
         seq=m["seq"],
-        kind=m["kind"],
+        kind=_event_kind(m["kind"]),
         message=m["message"],
         state=None if m["state"] is None else SessionState(m["state"]),
         reason=m["reason"],
         timestamp=m["timestamp"],
     )
+
+
+def _event_kind(value: str) -> EventKind:
+    """The kind of a stored event; kinds older versions wrote (e.g. ``exited``) read as warnings."""
+    try:
+        return EventKind(value)
+    except ValueError:
+        return EventKind.WARNING

@@ -20,7 +20,7 @@ from tests.api.conftest import Server
 RAISED: dict[str, Exception] = {
     "validation": errors.ValidationError("name", "is bad"),
     "not_found": errors.SessionNotFound("abc"),
-    "transition": errors.InvalidTransition("cannot"),
+    "updated": errors.InvalidTransition("cannot"),
     "conflict": errors.Conflict("changed meanwhile"),
     "forbidden": errors.Forbidden("no"),
     "quota": errors.QuotaExceeded("too many"),
@@ -33,7 +33,7 @@ RAISED: dict[str, Exception] = {
 EXPECTED = {
     "validation": (422, "invalid_field", None),
     "not_found": (404, "not_found", None),
-    "transition": (409, "invalid_transition", None),
+    "updated": (409, "invalid_transition", None),
     "conflict": (409, "conflict", None),
     "forbidden": (403, "forbidden", None),
     "quota": (429, "quota_exceeded", "30"),

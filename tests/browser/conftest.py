@@ -22,9 +22,9 @@ import pytest
 import pytest_asyncio
 from traitlets.config import Config
 
+from kubesim import KubeSim
 from raworc_spawner.app import RaworcApp
 from raworc_spawner.sessions.manager import SYSTEM
-from raworc_spawner.testing.kubesim import KubeSim
 from tests.conftest import require
 
 REPO = Path(__file__).resolve().parents[2]

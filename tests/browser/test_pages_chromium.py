@@ -11,7 +11,7 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from raworc_spawner.testing.kubesim import KubeSim
+from kubesim import KubeSim
 from tests.browser.conftest import (
     ADMIN_TOKEN,
     ALICE_TOKEN,

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from raworc_spawner.testing.kubesim import KubeSim, KubeSimConfig
+from kubesim import KubeSim, KubeSimConfig
 from tests.hub.conftest import (
     VENV_BIN,
     HubFactory,

@@ -9,10 +9,10 @@ from typing import Any
 import pytest_asyncio
 from traitlets.config import Config
 
+from kubesim import KubeSim
 from raworc_spawner.backends.kubernetes.backend import KubernetesBackend
 from raworc_spawner.sessions.manager import SessionManager
 from raworc_spawner.store import SessionStore
-from raworc_spawner.testing.kubesim import KubeSim
 
 ManagerFactory = Callable[..., Any]
 

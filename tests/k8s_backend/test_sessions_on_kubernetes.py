@@ -7,10 +7,10 @@ import time
 
 import pytest
 
+from kubesim import KubeSim
 from raworc_spawner.sessions.manager import SessionManager
 from raworc_spawner.sessions.model import Principal, Session
 from raworc_spawner.sessions.requests import parse_create
-from raworc_spawner.testing.kubesim import KubeSim
 from tests.k8s_backend.conftest import ManagerFactory
 
 ALICE = Principal("alice")

@@ -25,7 +25,7 @@ import httpx
 import pytest
 import yaml
 
-from raworc_spawner.testing import KubeSimProcess
+from kubesim import KubeSimProcess
 from tests.conftest import require
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from raworc_spawner.testing.kubesim import KubeSim, KubeSimConfig
+from kubesim import KubeSim, KubeSimConfig
 from tests.api.conftest import Server, make_config, running_server
 from tests.serverless.conftest import UPSTREAM, free_port
 from tests.serverless.test_serverless_local import create, events, proxy, wait_state

@@ -16,7 +16,7 @@ MakeSession = Callable[..., Session]
 
 
 def _event(session_id: str, message: str = "something happened") -> SessionEvent:
-    return SessionEvent(session_id=session_id, seq=0, kind="transition", message=message)
+    return SessionEvent(session_id=session_id, seq=0, kind="updated", message=message)
 
 
 @pytest.mark.asyncio

@@ -47,7 +47,7 @@ async def test_sessions_and_events_survive_a_server_restart(
     saved = await before.insert(make_session(metadata={"k": ["v"]}, last_activity_at=t0))
     saved = await before.update(saved.evolve(state=SessionState.IDLE))
     event = await before.add_event(
-        SessionEvent(saved.id, 0, "transition", "paused", state=SessionState.IDLE)
+        SessionEvent(saved.id, 0, "updated", "paused", state=SessionState.IDLE)
     )
     await before.close()
 

@@ -11,13 +11,24 @@ import pytest
 import pytest_asyncio
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
-from raworc_spawner.testing import KubeSim, KubeSimConfig
+from kubesim import KubeSim, KubeSimConfig
 
 # The plugin's fixtures, used as other test packages will use them (kubesim_config is ours).
-from raworc_spawner.testing.pytest_plugin import kube_api, kubesim  # noqa: F401
+from kubesim.pytest_plugin import kube_api, kubesim  # noqa: F401
 
 T = TypeVar("T")
 NS = "raworc-sessions"
+
+
+@pytest_asyncio.fixture
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail the test if it leaves asyncio tasks running."""
+    before = asyncio.all_tasks()
+    yield
+    await asyncio.sleep(0)
+    leaked = [t for t in asyncio.all_tasks() - before if not t.done()]
+    leaked = [t for t in leaked if t is not asyncio.current_task()]
+    assert not leaked, f"leaked tasks: {leaked}"
 
 
 @pytest.fixture

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from raworc_spawner.quantity import parse_quantity
-
 from ..config import NodeSpec
 from ..objects import Obj, timestamp
+from ..quantity import parse_quantity
 from ..rules_pod import pod_requests
 from ..store import Change
 from .base import Context

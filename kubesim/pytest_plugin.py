@@ -1,6 +1,6 @@
 """pytest fixtures for kubesim.
 
-Register them with ``pytest_plugins = ["raworc_spawner.testing.pytest_plugin"]``.
+Register them with ``pytest_plugins = ["kubesim.pytest_plugin"]``.
 
 ``kubesim`` is a running :class:`KubeSim` with fast timings (function scope); ``kubesim_config``
 can be overridden in a conftest to change nodes, timings, tokens or TLS; ``kube_api`` is a
@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from .kubesim import KubeSim, KubeSimConfig
+from . import KubeSim, KubeSimConfig
 
 
 @pytest.fixture

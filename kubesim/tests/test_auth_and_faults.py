@@ -10,7 +10,7 @@ import pytest
 from kubernetes_asyncio.client import ApiClient, AuthorizationV1Api, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from raworc_spawner.testing import KubeSim, Rule
+from kubesim import KubeSim, Rule
 
 from .conftest import NS
 

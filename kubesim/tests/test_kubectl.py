@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from raworc_spawner.testing import KubeSimProcess
+from kubesim import KubeSimProcess
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 NS = "raworc-sessions"

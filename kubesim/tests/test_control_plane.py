@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from kubernetes_asyncio.client import CoreV1Api
 
-from raworc_spawner.testing import KubeSim, KubeSimConfig, NodeSpec
+from kubesim import KubeSim, KubeSimConfig, NodeSpec
 
 from .conftest import NS, events_for, eventually, pod_manifest, pvc_manifest, running_pod
 

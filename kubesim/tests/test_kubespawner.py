@@ -12,7 +12,7 @@ import pytest_asyncio
 from kubernetes_asyncio.client import ApiClient, Configuration, CoreV1Api
 from kubernetes_asyncio.config import kube_config
 
-from raworc_spawner.testing import KubeSim, KubeSimConfig
+from kubesim import KubeSim, KubeSimConfig
 
 from .conftest import NS, eventually
 

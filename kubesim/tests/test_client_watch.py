@@ -12,7 +12,7 @@ from kubernetes_asyncio import watch
 from kubernetes_asyncio.client import CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from raworc_spawner.testing import KubeSim
+from kubesim import KubeSim
 
 from .conftest import NS
 

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, CustomObjectsApi, VersionApi
 
-from raworc_spawner.testing import KubeSim
+from kubesim import KubeSim
 
 from .conftest import NS, pod_manifest, running_pod
 

@@ -18,7 +18,7 @@ from kubernetes_asyncio.client import (
 )
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from raworc_spawner.testing import KubeSim, Rule
+from kubesim import KubeSim, Rule
 
 from .conftest import NS, pod_manifest
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from raworc_spawner.quantity import QuantityError, parse_quantity
-
 from .objects import Obj
+from .quantity import QuantityError, parse_quantity
 from .validation import (
     Cause,
     check_enum,

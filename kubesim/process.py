@@ -22,7 +22,7 @@ import httpx
 
 
 class KubeSimProcess:
-    """Runs ``python -m raworc_spawner.testing.kubesim`` and talks to its control endpoints.
+    """Runs ``python -m kubesim`` and talks to its control endpoints.
 
     ``module`` may name another launcher with the same command line and ready line (the
     benchmarks use one that sets kubelet timings and request latency).
@@ -34,7 +34,7 @@ class KubeSimProcess:
         args: list[str] | None = None,
         tls: bool = False,
         startup_timeout: float = 30.0,
-        module: str = "raworc_spawner.testing.kubesim",
+        module: str = "kubesim",
     ) -> None:
         self.args = list(args or [])
         self.module = module

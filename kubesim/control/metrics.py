@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import zlib
 
-from raworc_spawner.quantity import QuantityError, parse_quantity
-
 from ..objects import Obj, timestamp
+from ..quantity import QuantityError, parse_quantity
 from ..store import Store
 
 MiB = 1024 * 1024

@@ -8,7 +8,7 @@ import pytest
 from kubernetes_asyncio.client import CoreV1Api, NetworkingV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from raworc_spawner.testing import KubeSim
+from kubesim import KubeSim
 
 from .conftest import NS, pod_manifest, pvc_manifest
 

@@ -99,7 +99,7 @@ def _default_storage_classes() -> list[StorageClassSpec]:
 
 @dataclass
 class KubeSimConfig:
-    """Everything a :class:`~raworc_spawner.testing.kubesim.KubeSim` is built from."""
+    """Everything a :class:`~kubesim.KubeSim` is built from."""
 
     host: str = "127.0.0.1"
     port: int = 0

@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from raworc_spawner.quantity import QuantityError, parse_quantity
-
 from .errors import ApiError, bad_request, invalid
 from .objects import Obj
+from .quantity import QuantityError, parse_quantity
 from .resources import ResourceType
 from .schema import drop_path, schema_problems
 

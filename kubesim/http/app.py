@@ -17,7 +17,7 @@ from .routing import Route, check_verb, parse_route, verb_for
 if TYPE_CHECKING:
     from ..server import KubeSim
 
-log = logging.getLogger("raworc_spawner.testing.kubesim")
+log = logging.getLogger("kubesim")
 SIM: web.AppKey[KubeSim] = web.AppKey("kubesim")
 PUBLIC_PATHS = ("/version", "/healthz", "/livez", "/readyz")
 Handler = Callable[["KubeSim", web.Request, Route], Awaitable[web.StreamResponse]]

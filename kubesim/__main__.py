@@ -1,4 +1,4 @@
-"""Run kubesim standalone: ``python -m raworc_spawner.testing.kubesim --port N --kubeconfig FILE``.
+"""Run kubesim standalone: ``python -m kubesim --port N --kubeconfig FILE``.
 
 Prints one JSON line (``{"url", "token", "kubeconfig", "pid"}``) on stdout once it listens, then
 serves until SIGINT or SIGTERM.
@@ -19,7 +19,7 @@ from .server import KubeSim
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m raworc_spawner.testing.kubesim",
+        prog="python -m kubesim",
         description="A simulated Kubernetes API server on 127.0.0.1.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
