@@ -427,7 +427,7 @@ class RaworcApp(Application):
         await self.start_services()
         token_source = "RAWORC_ADMIN_TOKEN" if self.admin_token else self.data_path / "admin-token"
         print(f"raworc-spawner {__version__} listening on {self.url}", flush=True)
-        print(f"  backend: {self.manager.backend.name}; data: {self.data_path}", flush=True)
+        print(f"  backend: {self.manager.backend_name}; data: {self.data_path}", flush=True)
         print(f"  admin token ({token_source}): {self.ensure_admin_token()}", flush=True)
         self._stopping = asyncio.Event()
         loop = asyncio.get_running_loop()

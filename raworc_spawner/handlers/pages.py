@@ -164,7 +164,7 @@ class PageHandler(BaseHandler):
             "xsrf_token": self.xsrf_token.decode(),
             "static_url": self.static_url,
             "path": self.request.path,
-            "backend": self.manager.backend.name,
+            "backend": self.manager.backend_name,
         }
 
     def render_page(self, template: str, *, status: int = 200, **context: Any) -> None:

@@ -23,7 +23,7 @@ class HealthHandler(BaseHandler):
         body = {
             "status": "ok" if store_ok else "unavailable",
             "version": __version__,
-            "backend": self.manager.backend.name,
+            "backend": self.manager.backend_name,
             "store": "ok" if store_ok else "unreachable",
         }
         self.write_json(body, status=200 if store_ok else 503)

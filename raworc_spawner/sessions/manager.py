@@ -456,6 +456,11 @@ class SessionManager(LoggingConfigurable):
                 raise SessionFailed(reason, session.error or f"session is {session.state.value}")
             await anext(events)
 
+    @property
+    def backend_name(self) -> str:
+        """The name of the backend sessions run on (``local`` or ``kubernetes``)."""
+        return self.backend.name
+
     def address(self, session_id: str) -> str | None:
         """Where the session's compute can be reached (an IP), from the backend's cache."""
         return self.backend.address(session_id)
