@@ -25,10 +25,10 @@ from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, Union, valida
 from traitlets.config import Application, Config, Configurable, PyFileConfigLoader
 
 from raworc_spawner import __version__
-from raworc_spawner.backends.base import Backend
 from raworc_spawner.backends.kubernetes.backend import KubernetesBackend
 from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
 from raworc_spawner.backends.local import LocalBackend
+from raworc_spawner.core import Core, CoreSettings
 from raworc_spawner.errors import InvalidConfig
 from raworc_spawner.handlers import end_streams, make_web_app
 from raworc_spawner.handlers.auth import TokenAuthenticator
@@ -43,7 +43,6 @@ from raworc_spawner.sessions.culler import Culler
 from raworc_spawner.sessions.manager import SessionManager
 from raworc_spawner.sessions.model import Principal
 from raworc_spawner.sessions.reconcile import Reconciler
-from raworc_spawner.store import SessionStore
 
 #: Environment variables (and ``.env`` keys) → (class, trait).
 ENV_SETTINGS: dict[str, tuple[str, str]] = {
@@ -359,27 +358,23 @@ class RaworcApp(Application):
 
     # -- services -----------------------------------------------------------------------------
 
-    def make_backend(self) -> Backend:
-        """The configured compute backend."""
-        if self.kubernetes_enabled:
-            return KubernetesBackend(parent=self)
-        return LocalBackend(parent=self, data_dir=str(self.data_path))
+    def core_settings(self) -> CoreSettings:
+        """What the server's core is built from."""
+        return CoreSettings(
+            data_dir=str(self.data_path),
+            db_url=self.effective_db_url(),
+            kubernetes_enabled=self.kubernetes_enabled,
+            # As a hub service the hub's spawner writes these sessions too.
+            shared_store=self.hub_auth,
+            hub_service=self.hub_auth,
+        )
 
     async def start_services(self) -> None:
         """Open the store, start the backend and manager, reconcile, and start listening."""
         configure_logging(self.log_spec, log_file=self.log_file)
-        self.data_path.mkdir(parents=True, exist_ok=True)
-        self.store = SessionStore(self.effective_db_url())
-        await self.store.open()
-        self.manager = SessionManager(parent=self, store=self.store, backend=self.make_backend())
-        if self.hub_auth:
-            self.manager.handle_hub_sessions = False
-            self.manager.cache_sessions = False  # the hub's spawner writes these sessions too
-        await self.manager.start()
-        self.reconciler = Reconciler(parent=self, manager=self.manager)
-        await self.reconciler.start()
-        self.culler = Culler(parent=self, manager=self.manager)
-        await self.culler.start()
+        self.core = Core(self.core_settings(), parent=self)
+        await self.core.start()
+        self.manager = self.core.manager
         tokens = {self.ensure_admin_token(): Principal(self.admin_user, admin=True)}
         tokens.update(self.principals())
         self.web_app = web_app = make_web_app(
@@ -410,10 +405,7 @@ class RaworcApp(Application):
                 )
             except TimeoutError:
                 self.log.warning("connections still open after %ss", self.shutdown_grace_seconds)
-        await self.culler.close()
-        await self.reconciler.close()
-        await self.manager.close()
-        await self.store.close()
+        await self.core.close()
 
     @property
     def url(self) -> str:

@@ -24,10 +24,14 @@ def render() -> str:
     app = RaworcApp()
     env_by_trait = {v: k for k, v in ENV_SETTINGS.items()}
     parts = [HEADER, _aliases(app), _env_table()]
+    documented = set(configurable_classes())
     for cls in configurable_classes():
         parts.append(f"## {cls.__name__}\n\n{inspect.cleandoc(cls.__doc__ or '')}\n")
         for name, trait in sorted(cls.class_traits(config=True).items()):
-            if trait.this_class is not cls and cls is not RaworcApp:
+            # A trait is documented under the first listed class that has it: settings-only
+            # bases (e.g. ManagerSettings under SessionManager) are not listed themselves.
+            inherited = trait.this_class is not cls and trait.this_class in documented
+            if inherited and cls is not RaworcApp:
                 continue
             if trait.this_class is None or trait.this_class.__name__ == "Application":
                 continue

@@ -25,6 +25,9 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -129,3 +132,36 @@ class PeriodicTask:
                 failures = 0
                 self._backoff.reset()
                 delay = self.interval
+
+
+class BackgroundTasks:
+    """A set of fire-and-forget tasks that are kept referenced, logged when they fail, and
+    cancelled together on close."""
+
+    def __init__(self, log: logging.Logger | logging.LoggerAdapter[logging.Logger]) -> None:
+        self._log = log
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def spawn(self, coro: Awaitable[T], *, name: str | None = None) -> asyncio.Task[T]:
+        """Run ``coro`` in the background; its failure is logged, not lost."""
+        task: asyncio.Task[T] = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def close(self) -> None:
+        """Cancel every task still running and wait for them to end."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("background task %s failed", task.get_name(), exc_info=task.exception())

@@ -171,7 +171,9 @@ async def cleanup(app: RaworcApp, *, delete: bool) -> list[str]:
 
     store = SessionStore(app.effective_db_url())
     await store.open()
-    backend = app.make_backend()
+    from raworc_spawner.core import make_backend
+
+    backend = make_backend(app.core_settings(), parent=app)
     await backend.start(lambda event: None)
     try:
         inventory = await backend.inventory()

@@ -25,6 +25,7 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,17 @@ from raworc_spawner.errors import (
 )
 from raworc_spawner.hub.options import check_user_options, options_from_form, render_profiles_form
 from raworc_spawner.hub.progress import ProgressLog
-from raworc_spawner.hub.runtime import HubRuntime, RuntimeSettings, shared_runtime
+from raworc_spawner.hub.runtime import HubRuntime, hub_core_settings, shared_runtime
 from raworc_spawner.hub.waiting import SpawnFailed, wait_until_listening, wait_until_ready
 from raworc_spawner.sessions.model import (
     ACTIVE_STATES,
     Principal,
     Session,
+    SessionState,
     new_session_id,
 )
 from raworc_spawner.sessions.requests import CreateRequest, check_name
+from raworc_spawner.sessions.spec import SpecOverrides
 
 #: Port the single-user server listens on inside a pod (KubeSpawner's default too).
 POD_PORT = 8888
@@ -171,7 +174,7 @@ class RaworcSpawner(Spawner):
 
     async def runtime(self) -> HubRuntime:
         """The hub process's store, backend and session manager (started on first use)."""
-        settings = RuntimeSettings(
+        settings = hub_core_settings(
             data_dir=self.data_dir, db_url=self.db_url, kubernetes_enabled=self.kubernetes_enabled
         )
         return await shared_runtime(settings, config=self.config)
@@ -260,9 +263,9 @@ class RaworcSpawner(Spawner):
             log.add(f"Replacing the stale compute of session {existing.id}", progress=2)
             existing = await manager.pause(self.principal, existing.id, reason="HubRestart")
         session_id = existing.id if existing else new_session_id()
-        async with manager.bus.subscribe(session_id) as events:
+        async with manager.follow(session_id) as events:
             if existing is None:
-                log.add(f"Creating session {session_id} ({manager.backend.name})", progress=5)
+                log.add(f"Creating session {session_id} ({manager.backend_name})", progress=5)
                 session = await self._create(runtime, session_id)
             else:
                 log.add(f"Resuming session {session_id}; the workspace is kept", progress=5)
@@ -292,9 +295,9 @@ class RaworcSpawner(Spawner):
             metadata={"jupyterhub": {"user": self.user.name, "server_name": self.name}},
         )
         self.session_id = session_id
-        extra = {**self._spec_extra(), "session_id": session_id}
+        overrides = replace(self._spec_overrides(), session_id=session_id)
         try:
-            return await runtime.manager.create(self.principal, request, spec_extra=extra)
+            return await runtime.manager.create(self.principal, request, overrides=overrides)
         except RaworcError as e:
             self.session_id = None
             raise SpawnFailed(f"cannot create the session: {e.message}") from e
@@ -302,19 +305,19 @@ class RaworcSpawner(Spawner):
     async def _resume(self, runtime: HubRuntime, session: Session) -> Session:
         try:
             return await runtime.manager.set_state(
-                self.principal, session.id, "ready", spec_extra=self._spec_extra()
+                self.principal, session.id, SessionState.READY, overrides=self._spec_overrides()
             )
         except (InvalidTransition, BackendError) as e:
             raise SpawnFailed(f"cannot resume session {session.id}: {e.message}") from e
 
-    def _spec_extra(self) -> dict[str, Any]:
+    def _spec_overrides(self) -> SpecOverrides:
         """The hub's part of the session spec: command, port, environment, resources."""
-        return {
-            "command": [*self.cmd, *self.get_args()],
-            "port": self.port,
-            "env": {k: str(v) for k, v in self.get_env().items()},
-            "resources": self._resources(),
-        }
+        return SpecOverrides(
+            command=[*self.cmd, *self.get_args()],
+            port=self.port,
+            env={k: str(v) for k, v in self.get_env().items()},
+            resources=self._resources(),
+        )
 
     def _resources(self) -> dict[str, str]:
         """cpu/mem limits and guarantees as the session's Kubernetes quantities."""

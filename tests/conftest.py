@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from raworc_spawner.backends.local import LocalBackend
-from raworc_spawner.sessions.manager import SessionManager
+from raworc_spawner.sessions.manager import SYSTEM, SessionManager
 from raworc_spawner.store import SessionStore
 
 pytest_plugins = ["kubesim.pytest_plugin"]
@@ -40,7 +40,7 @@ def _no_env_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(autouse=True)
 async def no_leaked_tasks() -> AsyncIterator[None]:
     """Fail the test if it leaves asyncio tasks running."""
     before = asyncio.all_tasks()
@@ -51,25 +51,37 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     assert not leaked, f"leaked tasks: {leaked}"
 
 
+@pytest.fixture
+def local_backend(tmp_path: Path) -> LocalBackend:
+    """The local backend ``local_manager`` runs on (fast readiness), to configure in a test."""
+    return LocalBackend(data_dir=str(tmp_path), ready_after_seconds=0.05, stop_grace_seconds=2)
+
+
 @pytest_asyncio.fixture
-async def local_manager(tmp_path: Path, no_leaked_tasks: None) -> AsyncIterator[SessionManager]:
+async def local_manager(
+    tmp_path: Path, local_backend: LocalBackend
+) -> AsyncIterator[SessionManager]:
     """A session manager over a SQLite store and the local backend, in a temporary directory."""
     store = SessionStore.sqlite_in(tmp_path)
     await store.open()
-    backend = LocalBackend(data_dir=str(tmp_path), ready_after_seconds=0.05, stop_grace_seconds=2)
-    manager = SessionManager(store=store, backend=backend)
+    manager = SessionManager(store=store, backend=local_backend)
     await manager.start()
     try:
         yield manager
     finally:
-        for pid in _session_pids(backend):
+        for pid in await _session_pids(manager):
             _kill_group(pid)
         await manager.close()
-        await store.close()
 
 
-def _session_pids(backend: LocalBackend) -> list[int]:
-    return [proc.pid for proc in backend._procs.values()]
+async def _session_pids(manager: SessionManager) -> list[int]:
+    """The process ids of every session still recorded, as the status endpoint shows them."""
+    pids = []
+    for session in (await manager.list(SYSTEM, limit=1000)).items:
+        pid = (await manager.status(SYSTEM, session.id))["backend"]["compute"]["pid"]
+        if pid is not None:
+            pids.append(pid)
+    return pids
 
 
 def _kill_group(pid: int) -> None:

@@ -12,86 +12,62 @@ never loads the Kubernetes client stack.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from traitlets.config import Config
-from traitlets.utils.importstring import import_item
 
 from raworc_spawner.backends.base import Backend
+from raworc_spawner.core import Core, CoreSettings
 from raworc_spawner.sessions.manager import SessionManager
-from raworc_spawner.sessions.reconcile import Reconciler
-from raworc_spawner.store import SessionStore
 
-#: Backend classes by ``kubernetes_enabled``.
-BACKEND_CLASSES = {
-    False: "raworc_spawner.backends.local.LocalBackend",
-    True: "raworc_spawner.backends.kubernetes.backend.KubernetesBackend",
-}
+#: What a hub's spawners configure of the core (the rest of CoreSettings is fixed for a hub).
+RuntimeSettings = CoreSettings
 
 
-@dataclass(frozen=True, slots=True)
-class RuntimeSettings:
-    """What identifies a runtime: where the records are and which backend runs sessions."""
+def hub_core_settings(*, data_dir: str, db_url: str, kubernetes_enabled: bool) -> CoreSettings:
+    """The core settings of a hub process.
 
-    data_dir: str
-    db_url: str
-    kubernetes_enabled: bool
-
-    @property
-    def data_path(self) -> Path:
-        """The data directory, absolute."""
-        return Path(self.data_dir).expanduser().resolve()
-
-    def make_store(self) -> SessionStore:
-        """The store: ``db_url``, or SQLite in the data directory (as the raworc server)."""
-        if self.db_url:
-            return SessionStore(self.db_url)
-        return SessionStore.sqlite_in(self.data_path)
+    A hub server's command, port and environment live in the hub, not in the record, so the
+    manager cannot restart lost compute by itself: lost compute always becomes idle, poll()
+    reports the server stopped, and the next start resumes it with the hub's spec. A raworc
+    service next to the hub may change these sessions too, so they are read fresh (no cache);
+    the hub's own idle culler decides when servers stop.
+    """
+    return CoreSettings(
+        data_dir=data_dir,
+        db_url=db_url,
+        kubernetes_enabled=kubernetes_enabled,
+        shared_store=True,
+        culler=False,
+        lost_compute_policy="idle",
+    )
 
 
 class HubRuntime:
-    """The store, backend, manager and reconciler the spawners of one hub share."""
+    """The core the spawners of one hub process share, and the event loop it runs in."""
 
-    def __init__(self, settings: RuntimeSettings, *, config: Config) -> None:
+    def __init__(self, settings: CoreSettings, *, config: Config) -> None:
         self.settings = settings
-        self.store = settings.make_store()
-        backend_class: type[Any] = import_item(BACKEND_CLASSES[settings.kubernetes_enabled])
-        extra = {} if settings.kubernetes_enabled else {"data_dir": str(settings.data_path)}
-        self.backend: Backend = backend_class(config=config, **extra)
-        # A hub server's command, port and environment live in the hub, not in the record, so
-        # the manager cannot restart lost compute by itself: lost compute always becomes idle,
-        # poll() reports the server stopped, and the next start resumes it with the hub's spec.
-        # A raworc service next to the hub may change these sessions too: read them fresh.
-        self.manager = SessionManager(
-            config=config,
-            store=self.store,
-            backend=self.backend,
-            lost_compute_policy="idle",
-            cache_sessions=False,
-        )
-        self.reconciler = Reconciler(config=config, manager=self.manager)
+        self.core = Core(settings, config=config)
         self.loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def manager(self) -> SessionManager:
+        """The session manager every spawner of this hub drives."""
+        return self.core.manager
+
+    @property
+    def backend(self) -> Backend:
+        """The backend sessions run on (for diagnostics and benchmarks)."""
+        return self.core.backend
 
     async def start(self) -> None:
         """Open the store, start the backend (warming its caches) and reconcile once."""
         self.loop = asyncio.get_running_loop()
-        self.settings.data_path.mkdir(parents=True, exist_ok=True)
-        await self.store.open()
-        try:
-            await self.manager.start()
-            await self.reconciler.start()
-        except BaseException:
-            await self.manager.close()
-            await self.store.close()
-            raise
+        await self.core.start()
 
     async def close(self) -> None:
         """Stop background work and close the store; session compute keeps running."""
-        await self.reconciler.close()
-        await self.manager.close()
-        await self.store.close()
+        await self.core.close()
 
 
 _shared: HubRuntime | None = None

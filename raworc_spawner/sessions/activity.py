@@ -8,13 +8,13 @@ write per session per interval however busy it is.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
+from raworc_spawner.loops import PeriodicTask
 from raworc_spawner.sessions.model import utcnow
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class ActivityTracker:
         self.on_written = on_written
         self.flush_interval = flush_interval
         self._pending: dict[str, datetime] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask("activity-flush", self.flush, interval=flush_interval, log=log)
         self.writes = 0
 
     def note(self, session_id: str, when: datetime | None = None) -> None:
@@ -74,22 +74,10 @@ class ActivityTracker:
 
     def start(self) -> None:
         """Flush periodically in the background."""
-        self._task = asyncio.create_task(self._loop(), name="activity-flush")
+        self._loop.start()
 
     async def close(self) -> None:
         """Stop the periodic flush and write what is pending."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.close()
         with contextlib.suppress(Exception):
             await self.flush()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_interval)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("could not write session activity; will retry")

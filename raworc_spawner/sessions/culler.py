@@ -12,8 +12,6 @@ state and last activity) for the sessions whose time is up — it never scans ev
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,9 +19,10 @@ from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
 from raworc_spawner.errors import RaworcError
+from raworc_spawner.loops import PeriodicTask
 from raworc_spawner.sessions import metrics
 from raworc_spawner.sessions.manager import SYSTEM, SessionManager
-from raworc_spawner.sessions.model import Session, SessionState, utcnow
+from raworc_spawner.sessions.model import EventKind, Session, SessionState, utcnow
 
 BATCH = 100
 
@@ -58,24 +57,25 @@ class Culler(LoggingConfigurable):
     def __init__(self, *, manager: SessionManager, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.manager = manager
-        self._task: asyncio.Task[None] | None = None
+        self._loop: PeriodicTask | None = None
 
     async def start(self) -> None:
         """Begin the periodic passes (if enabled)."""
         if self.interval_seconds > 0:
-            self._task = asyncio.create_task(self._loop(), name="culler")
+            self._loop = PeriodicTask(
+                "culler", self._pass, interval=self.interval_seconds, log=self.log
+            )
+            self._loop.start()
 
     async def close(self) -> None:
         """Stop the periodic passes."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._loop is not None:
+            await self._loop.close()
+            self._loop = None
 
     async def run_once(self) -> dict[str, list[str]]:
         """One pass; returns the ids acted on, by action."""
-        await self.manager.activity.flush()
+        await self.manager.flush_activity()
         done: dict[str, list[str]] = {"culled": [], "busy-culled": [], "warned": [], "retired": []}
         done["culled"] = await self._cull_idle()
         if self.busy_timeout_seconds > 0:
@@ -85,11 +85,10 @@ class Culler(LoggingConfigurable):
         return done
 
     async def _cull_idle(self) -> list[str]:
-        store = self.manager.store
         default = self.manager.default_waiting_timeout_seconds
         culled: list[str] = []
         while True:
-            batch = await store.idle_candidates(now=utcnow(), default_timeout=default, limit=BATCH)
+            batch = await self.manager.idle_candidates(limit=BATCH)
             batch = [s for s in batch if s.id not in culled]
             for session in batch:
                 timeout = session.waiting_timeout_seconds
@@ -101,16 +100,18 @@ class Culler(LoggingConfigurable):
 
     async def _cull_stuck_busy(self) -> list[str]:
         older_than = utcnow() - timedelta(seconds=self.busy_timeout_seconds)
-        stuck = await self.manager.store.retention_candidates(
-            older_than=older_than, state=SessionState.BUSY, limit=BATCH
-        )
+        stuck = await self.manager.unused_since(older_than, state=SessionState.BUSY, limit=BATCH)
         message = f"busy with no activity for {self.busy_timeout_seconds} s"
         return [s.id for s in stuck if await self._cull(s, message, SessionState.BUSY)]
 
     async def _cull(self, session: Session, message: str, expected: SessionState) -> bool:
         try:
             culled = await self.manager.pause_if(
-                session.id, expected=expected, kind="culled", reason="Culled", message=message
+                session.id,
+                expected=expected,
+                kind=EventKind.CULLED,
+                reason="Culled",
+                message=message,
             )
         except RaworcError as e:
             self.log.warning("could not cull session %s: %s", session.id, e)
@@ -123,9 +124,9 @@ class Culler(LoggingConfigurable):
         now = utcnow()
         retention = timedelta(days=self.retention_days)
         warn_at = retention - timedelta(days=min(self.retention_warning_days, self.retention_days))
-        store = self.manager.store
         warned, retired = [], []
-        for session in await store.retention_candidates(older_than=now - warn_at, limit=BATCH):
+        idle = SessionState.IDLE
+        for session in await self.manager.unused_since(now - warn_at, state=idle, limit=BATCH):
             anchor = session.last_activity_at or session.started_at or session.created_at
             if anchor <= now - retention:
                 try:
@@ -141,30 +142,29 @@ class Culler(LoggingConfigurable):
         """Record a ``retention-warning`` event once per idle period; True if recorded now."""
         since = session.last_activity_at or session.created_at
         manager = self.manager
-        recent = await manager.store.events(session.id, limit=manager.max_events_per_session)
-        if any(e.kind == "retention-warning" and e.timestamp >= since for e in recent):
+        recent = await manager.recorded_events(session.id)
+        if any(e.kind == EventKind.RETENTION_WARNING and e.timestamp >= since for e in recent):
             return False
         when = deadline.isoformat(timespec="minutes")
         message = f"unused workspace will be deleted at {when} unless the session is used"
-        await manager.record_event(session, "retention-warning", message, reason="Retention")
+        await manager.record_event(
+            session, EventKind.RETENTION_WARNING, message, reason="Retention"
+        )
         return True
 
     async def _retire_one(self, session: Session) -> None:
         """Delete an idle session whose workspace went unused for ``retention_days``."""
-        fresh = await self.manager.store.get(session.id)
+        fresh = await self.manager.fresh(session.id)
         if fresh is None or fresh.state != SessionState.IDLE:
             return
         days = f"{self.retention_days:g}"
-        await self.manager.record_event(fresh, "retired", f"unused for {days} days; deleting")
+        await self.manager.record_event(
+            fresh, EventKind.RETIRED, f"unused for {days} days; deleting"
+        )
         await self.manager.delete(SYSTEM, session.id)
         metrics.SESSIONS_RETIRED.inc()
 
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_seconds)
-            try:
-                done = await self.run_once()
-                if any(done.values()):
-                    self.log.info("culler: %s", {k: len(v) for k, v in done.items() if v})
-            except Exception:
-                self.log.exception("culler pass failed; will try again")
+    async def _pass(self) -> None:
+        done = await self.run_once()
+        if any(done.values()):
+            self.log.info("culler: %s", {k: len(v) for k, v in done.items() if v})

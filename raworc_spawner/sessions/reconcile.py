@@ -14,8 +14,6 @@ Runs at start-up (after a crash or a kill -9 anything may be half done) and peri
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from typing import Any
 
@@ -24,6 +22,7 @@ from traitlets.config import LoggingConfigurable
 
 from raworc_spawner.backends.base import ComputeState
 from raworc_spawner.errors import RaworcError
+from raworc_spawner.loops import PeriodicTask
 from raworc_spawner.sessions.manager import SYSTEM, SessionManager
 from raworc_spawner.sessions.model import Session, SessionState
 
@@ -57,20 +56,22 @@ class Reconciler(LoggingConfigurable):
         super().__init__(**kwargs)
         self.manager = manager
         self._orphans_seen: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop: PeriodicTask | None = None
 
     async def start(self) -> None:
         """Reconcile once now, then periodically in the background."""
         await self.reconcile(startup=True)
         if self.interval_seconds > 0:
-            self._task = asyncio.create_task(self._loop())
+            self._loop = PeriodicTask(
+                "reconciler", self.reconcile, interval=self.interval_seconds, log=self.log
+            )
+            self._loop.start()
 
     async def close(self) -> None:
         """Stop the periodic reconciliation."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._loop is not None:
+            await self._loop.close()
+            self._loop = None
 
     async def reconcile(self, *, startup: bool = False) -> dict[str, list[str]]:
         """One pass; returns what it did, by action, for logs and the CLI."""
@@ -78,7 +79,7 @@ class Reconciler(LoggingConfigurable):
         known: set[str] = set()
         cursor: str | None = None
         # Only at start-up is no create in flight here, so a missing workspace means a cut one.
-        workspaces = (await self.manager.backend.inventory()).workspaces if startup else None
+        workspaces = (await self.manager.inventory()).workspaces if startup else None
         while True:
             page = await self.manager.list(SYSTEM, limit=200, cursor=cursor)
             for session in page.items:
@@ -129,10 +130,10 @@ class Reconciler(LoggingConfigurable):
         return f"compute lost ({self.manager.lost_compute_policy})"
 
     async def _orphans(self, known: set[str], *, startup: bool) -> list[str]:
-        inventory = await self.manager.backend.inventory()
+        inventory = await self.manager.inventory()
         orphans = sorted((inventory.compute | inventory.workspaces) - known)
         # A session may have been created after the listing above: check the record again.
-        orphans = [o for o in orphans if await self.manager.store.get(o) is None]
+        orphans = [o for o in orphans if await self.manager.fresh(o) is None]
         now = time.monotonic()
         due: list[str] = []
         for orphan in orphans:
@@ -143,16 +144,8 @@ class Reconciler(LoggingConfigurable):
         for orphan in due:
             if self.orphan_policy == "delete":
                 self.log.warning("deleting orphaned resources of unknown session %s", orphan)
-                await self.manager.backend.delete(orphan)
+                await self.manager.delete_orphan(orphan)
                 self._orphans_seen.pop(orphan, None)
             else:
                 self.log.warning("orphaned resources of unknown session %s kept (policy)", orphan)
         return due
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_seconds)
-            try:
-                await self.reconcile()
-            except Exception:
-                self.log.exception("periodic reconciliation failed; will try again")

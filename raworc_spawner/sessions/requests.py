@@ -1,42 +1,221 @@
-"""Validation of what clients ask for: create and update bodies, state changes.
+"""Validation of what clients ask for: create, update and remix bodies, state changes.
 
 Shared by every entry point (REST, pages, CLI through REST, the hub spawner) so that one rule
-holds everywhere. Errors name the field and say what is allowed.
+holds everywhere. Each field has one check in :data:`FIELDS`; a body is checked whole, and every
+problem found (unknown fields, a missing name, refused values) is raised at once as
+:class:`FieldErrors`. That error is a :class:`ValidationError` whose ``field`` and ``message`` are
+the first problem's, so the API answers with that one while the create form shows each problem
+next to its field. Messages name the field and say what is allowed.
+
+A field the client left out is simply absent: defaults belong to the session manager (for
+example ``namespace``, which the manager fills in from ``SessionManager.default_namespace``).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from raworc_spawner.errors import ValidationError
+from raworc_spawner.sessions.model import SessionState
 
 MAX_NAME_LENGTH = 253
 MAX_PROMPT_LENGTH = 100_000
 MAX_METADATA_BYTES = 64 * 1024
 MAX_AGENT_IDS = 100
 MAX_WAITING_TIMEOUT = 30 * 24 * 3600
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+NAMESPACE_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+_NAMESPACE = re.compile(NAMESPACE_PATTERN)
+#: States a client may ask for: resume, pause, and an agent's busy flag.
+SETTABLE_STATES = (SessionState.READY, SessionState.IDLE, SessionState.BUSY)
 
-CREATE_FIELDS = frozenset(
-    {"name", "namespace", "starting_prompt", "agent_ids", "metadata", "waiting_timeout_seconds"}
-    | {"profile"}
-)
-UPDATE_FIELDS = frozenset(
-    {"name", "starting_prompt", "agent_ids", "metadata", "waiting_timeout_seconds"}
-)
-SETTABLE_STATES = ("ready", "idle", "busy")
+#: A problem with one field of a request: (field, what is wrong without the field's name).
+Problem = tuple[str, str]
+
+
+class Refused(Exception):
+    """A field check's verdict: the value is not allowed; the message says why."""
+
+
+class FieldErrors(ValidationError):
+    """Every problem found in one request body, in the order of :data:`FIELDS`.
+
+    ``field`` and ``message`` are the first problem's (what the API answers with);
+    ``problems`` holds them all.
+    """
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        if not problems:
+            raise ValueError("FieldErrors needs at least one problem")
+        super().__init__(*problems[0])
+        self.problems: tuple[Problem, ...] = tuple(problems)
+
+    def by_field(self) -> dict[str, str]:
+        """The problems as field → message; a field's first problem wins."""
+        found: dict[str, str] = {}
+        for name, message in self.problems:
+            found.setdefault(name, message)
+        return found
+
+
+def problems_of(error: ValidationError) -> dict[str, str]:
+    """Field → message for any validation error (one entry unless it is :class:`FieldErrors`)."""
+    if isinstance(error, FieldErrors):
+        return error.by_field()
+    return {error.field: error.message.removeprefix(f"{error.field}: ")}
+
+
+# -- field checks: each returns the value to use or raises Refused ---------------------------
+
+
+def _name(value: object) -> str:
+    """1 to MAX_NAME_LENGTH printable characters, surrounding spaces removed."""
+    if not isinstance(value, str):
+        raise Refused(f"must be a string, not {_type(value)}")
+    name = value.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise Refused(f"must be 1 to {MAX_NAME_LENGTH} characters long")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise Refused("must not contain control characters")
+    return name
+
+
+def _namespace(value: object) -> str:
+    """A DNS label (it is a logical grouping, not a Kubernetes namespace)."""
+    if not isinstance(value, str) or not _NAMESPACE.match(value):
+        raise Refused(
+            "must be 1 to 63 lowercase letters, digits or '-', starting and ending with a letter "
+            f"or digit; got {value!r}"
+        )
+    return value
+
+
+def _prompt(value: object) -> str:
+    """Any text up to MAX_PROMPT_LENGTH characters, without NUL."""
+    if not isinstance(value, str):
+        raise Refused(f"must be a string, not {_type(value)}")
+    if len(value) > MAX_PROMPT_LENGTH:
+        raise Refused(f"must be at most {MAX_PROMPT_LENGTH} characters")
+    if "\x00" in value:
+        raise Refused("must not contain NUL characters")
+    return value
+
+
+def _agent_ids(value: object) -> tuple[str, ...]:
+    """Up to MAX_AGENT_IDS non-empty strings."""
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise Refused("must be a list of non-empty strings")
+    if _has_nul(value):
+        raise Refused("must not contain NUL characters")
+    if len(value) > MAX_AGENT_IDS:
+        raise Refused(f"must have at most {MAX_AGENT_IDS} entries")
+    return tuple(value)
+
+
+def _metadata(value: object) -> dict[str, Any]:
+    """A JSON object of at most MAX_METADATA_BYTES serialized, without NUL anywhere."""
+    if not isinstance(value, dict):
+        raise Refused(f"must be a JSON object, not {_type(value)}")
+    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+        raise Refused(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
+    if _has_nul(value):
+        raise Refused("must not contain NUL characters (PostgreSQL refuses them)")
+    return value
+
+
+def _timeout(value: object) -> int | None:
+    """Seconds from 0 (never idle out) to MAX_WAITING_TIMEOUT, or null (the manager's default)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Refused(f"must be an integer, not {_type(value)}")
+    if not 0 <= value <= MAX_WAITING_TIMEOUT:
+        raise Refused(f"must be between 0 (never idle out) and {MAX_WAITING_TIMEOUT}; got {value}")
+    return value
+
+
+def _profile(value: object) -> str | None:
+    """A profile name; null or empty means the backend's default (the backend checks names)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise Refused(f"must be a string, not {_type(value)}")
+    return value
+
+
+#: A field check: the value to use, or :class:`Refused`.
+Check = Callable[[object], Any]
+#: Every session field a client may send → its check, in the order problems are reported.
+FIELDS: Mapping[str, Check] = {
+    "name": _name,
+    "namespace": _namespace,
+    "starting_prompt": _prompt,
+    "agent_ids": _agent_ids,
+    "metadata": _metadata,
+    "waiting_timeout_seconds": _timeout,
+    "profile": _profile,
+}
+CREATE_FIELDS = frozenset(FIELDS)
+#: Fields a PATCH may change (namespace and profile are fixed at creation).
+UPDATE_FIELDS = CREATE_FIELDS - {"namespace", "profile"}
+
+
+def _state(value: object) -> SessionState:
+    """One of :data:`SETTABLE_STATES`."""
+    if isinstance(value, str) and value in SETTABLE_STATES:
+        return SessionState(value)
+    raise Refused(f"must be one of {', '.join(SETTABLE_STATES)}; got {value!r}")
+
+
+#: The one field of a state-change body.
+STATE_CHECKS: Mapping[str, Check] = {"state": _state}
+
+
+def check_fields(
+    body: object,
+    allowed: Collection[str],
+    *,
+    required: Collection[str] = (),
+    checks: Mapping[str, Check] = FIELDS,
+) -> dict[str, Any]:
+    """The checked values of the fields ``body`` (a JSON object) gives, by field name.
+
+    Raises :class:`FieldErrors` with every problem: a body that is not an object, fields not in
+    ``allowed`` (sorted), ``required`` fields left out, then values refused by ``checks`` in
+    their order.
+    """
+    if not isinstance(body, dict):
+        raise FieldErrors([("body", f"must be a JSON object, not {_type(body)}")])
+    allowed_text = ", ".join(sorted(allowed))
+    problems: list[Problem] = [
+        (name, f"unknown field; allowed fields are {allowed_text}")
+        for name in sorted(set(body) - set(allowed))
+    ]
+    problems += [(name, "is required") for name in required if name not in body]
+    values: dict[str, Any] = {}
+    for name, check in checks.items():
+        if name in body and name in allowed:
+            try:
+                values[name] = check(body[name])
+            except Refused as e:
+                problems.append((name, str(e)))
+    if problems:
+        raise FieldErrors(problems)
+    return values
 
 
 @dataclass(frozen=True, slots=True)
 class CreateRequest:
-    """A validated request for a new session."""
+    """A validated request for a new session.
+
+    ``namespace`` None means the manager's ``default_namespace``.
+    """
 
     name: str
-    namespace: str = "default"
+    namespace: str | None = None
     starting_prompt: str = ""
     agent_ids: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -45,136 +224,43 @@ class CreateRequest:
 
 
 def parse_create(body: object) -> CreateRequest:
-    """Validate a create body (a JSON object) into a :class:`CreateRequest`."""
-    data = _object(body)
-    _reject_unknown(data, CREATE_FIELDS)
-    if "name" not in data:
-        raise ValidationError("name", "is required")
-    return CreateRequest(
-        name=check_name(data["name"]),
-        namespace=_namespace(data.get("namespace", "default")),
-        starting_prompt=_prompt(data.get("starting_prompt", "")),
-        agent_ids=_agent_ids(data.get("agent_ids", [])),
-        metadata=_metadata(data.get("metadata", {})),
-        waiting_timeout_seconds=_timeout(data.get("waiting_timeout_seconds")),
-        profile=_profile(data.get("profile")),
-    )
+    """Validate a create body (a JSON object with at least ``name``) into a request."""
+    return CreateRequest(**check_fields(body, CREATE_FIELDS, required=("name",)))
 
 
 def parse_update(body: object) -> dict[str, Any]:
     """Validate a PATCH body into the changes to apply (only the fields given)."""
-    data = _object(body)
-    _reject_unknown(data, UPDATE_FIELDS)
-    checks = {
-        "name": check_name,
-        "starting_prompt": _prompt,
-        "agent_ids": _agent_ids,
-        "metadata": _metadata,
-        "waiting_timeout_seconds": _timeout,
-    }
-    return {key: checks[key](value) for key, value in data.items()}
+    return check_fields(body, UPDATE_FIELDS)
 
 
 def parse_remix(body: object) -> dict[str, Any]:
     """Validate a remix body: any create field, all optional (the rest is inherited)."""
-    data = _object(body)
-    _reject_unknown(data, CREATE_FIELDS)
-    checks = {
-        "name": check_name,
-        "namespace": _namespace,
-        "starting_prompt": _prompt,
-        "agent_ids": _agent_ids,
-        "metadata": _metadata,
-        "waiting_timeout_seconds": _timeout,
-        "profile": _profile,
-    }
-    return {key: checks[key](value) for key, value in data.items()}
+    return check_fields(body, CREATE_FIELDS)
 
 
-def parse_state(body: object) -> str:
+def parse_state(body: object) -> SessionState:
     """Validate a state-change body ``{"state": "ready"|"idle"|"busy"}``."""
-    data = _object(body)
-    _reject_unknown(data, frozenset({"state"}))
-    state = data.get("state")
-    if state not in SETTABLE_STATES:
-        allowed = ", ".join(SETTABLE_STATES)
-        raise ValidationError("state", f"must be one of {allowed}; got {state!r}")
-    return str(state)
+    given = check_fields(body, STATE_CHECKS.keys(), checks=STATE_CHECKS)
+    state: SessionState = given["state"] if "state" in given else check_field("state", None)
+    return state
 
 
 def check_name(value: object) -> str:
     """A session name: 1 to 253 printable characters (it is sanitized for Kubernetes labels)."""
-    if not isinstance(value, str):
-        raise ValidationError("name", f"must be a string, not {_type(value)}")
-    name = value.strip()
-    if not name or len(name) > MAX_NAME_LENGTH:
-        raise ValidationError("name", f"must be 1 to {MAX_NAME_LENGTH} characters long")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
-        raise ValidationError("name", "must not contain control characters")
+    name: str = check_field("name", value)
     return name
 
 
-def _namespace(value: object) -> str:
-    if not isinstance(value, str) or not _NAMESPACE.match(value):
-        raise ValidationError(
-            "namespace",
-            "must be 1 to 63 lowercase letters, digits or '-', starting and ending with a letter "
-            f"or digit; got {value!r}",
-        )
-    return value
+def check_field(name: str, value: object) -> Any:
+    """One value checked by the check of field ``name`` (:data:`FIELDS` or the state's).
 
-
-def _prompt(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValidationError("starting_prompt", f"must be a string, not {_type(value)}")
-    if len(value) > MAX_PROMPT_LENGTH:
-        raise ValidationError("starting_prompt", f"must be at most {MAX_PROMPT_LENGTH} characters")
-    if "\x00" in value:
-        raise ValidationError("starting_prompt", "must not contain NUL characters")
-    return value
-
-
-def _agent_ids(value: object) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValidationError("agent_ids", "must be a list of non-empty strings")
-    if _has_nul(value):
-        raise ValidationError("agent_ids", "must not contain NUL characters")
-    if len(value) > MAX_AGENT_IDS:
-        raise ValidationError("agent_ids", f"must have at most {MAX_AGENT_IDS} entries")
-    return tuple(value)
-
-
-def _metadata(value: object) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ValidationError("metadata", f"must be a JSON object, not {_type(value)}")
-    if len(json.dumps(value)) > MAX_METADATA_BYTES:
-        raise ValidationError("metadata", f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
-    if _has_nul(value):
-        raise ValidationError(
-            "metadata", "must not contain NUL characters (PostgreSQL refuses them)"
-        )
-    return value
-
-
-def _timeout(value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError("waiting_timeout_seconds", f"must be an integer, not {_type(value)}")
-    if not 0 <= value <= MAX_WAITING_TIMEOUT:
-        raise ValidationError(
-            "waiting_timeout_seconds",
-            f"must be between 0 (never idle out) and {MAX_WAITING_TIMEOUT}; got {value}",
-        )
-    return value
-
-
-def _profile(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ValidationError("profile", f"must be a string, not {_type(value)}")
-    return value
+    Raises :class:`FieldErrors` with that one problem.
+    """
+    check = FIELDS.get(name) or STATE_CHECKS[name]
+    try:
+        return check(value)
+    except Refused as e:
+        raise FieldErrors([(name, str(e))]) from None
 
 
 def _has_nul(value: object) -> bool:
@@ -186,20 +272,6 @@ def _has_nul(value: object) -> bool:
     if isinstance(value, list):
         return any(_has_nul(item) for item in value)
     return False
-
-
-def _object(body: object) -> Mapping[str, Any]:
-    if not isinstance(body, dict):
-        raise ValidationError("body", f"must be a JSON object, not {_type(body)}")
-    return body
-
-
-def _reject_unknown(data: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ValidationError(
-            unknown[0], f"unknown field; allowed fields are {', '.join(sorted(allowed))}"
-        )
 
 
 def _type(value: object) -> str:

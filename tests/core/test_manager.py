@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from raworc_spawner.backends.local import LocalBackend
 from raworc_spawner.errors import InvalidTransition, SessionNotFound
-from raworc_spawner.sessions.manager import SessionManager
+from raworc_spawner.sessions.manager import SYSTEM, SessionManager
 from raworc_spawner.sessions.model import Principal, SessionState
 from raworc_spawner.sessions.requests import parse_create
+from raworc_spawner.store import SessionStore
 
 ALICE = Principal("alice")
 BOB = Principal("bob")
@@ -34,8 +36,18 @@ def pid_alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] != "Z"
 
 
-def session_pid(manager: SessionManager, session_id: str) -> int:
-    return manager.backend._procs[session_id].pid  # type: ignore[attr-defined]
+async def session_pid(manager: SessionManager, session_id: str) -> int:
+    """The session's process id, as the status endpoint shows it."""
+    status = await manager.status(SYSTEM, session_id)
+    pid = status["backend"]["compute"]["pid"]
+    assert isinstance(pid, int), status
+    return pid
+
+
+async def workspace_of(manager: SessionManager, session_id: str) -> Path:
+    """The session's workspace directory, as the status endpoint shows it."""
+    status = await manager.status(SYSTEM, session_id)
+    return Path(status["backend"]["workspace"]["path"])
 
 
 @pytest.mark.asyncio
@@ -55,8 +67,8 @@ async def test_pause_stops_process_keeps_workspace_and_resume_restarts(
 ) -> None:
     session = await local_manager.create(ALICE, parse_create({"name": "p"}))
     await wait_state(local_manager, session.id, "ready")
-    pid = session_pid(local_manager, session.id)
-    workspace = local_manager.backend.workspace(session.id)  # type: ignore[attr-defined]
+    pid = await session_pid(local_manager, session.id)
+    workspace = await workspace_of(local_manager, session.id)
     (workspace / "notes.txt").write_text("kept")
     paused = await local_manager.set_state(ALICE, session.id, "idle")
     assert paused.state == "idle" and not pid_alive(pid)
@@ -65,15 +77,15 @@ async def test_pause_stops_process_keeps_workspace_and_resume_restarts(
     assert resumed.state == "init" and resumed.container_id != session.container_id
     assert resumed.persistent_volume_id == session.persistent_volume_id
     await wait_state(local_manager, session.id, "ready")
-    assert pid_alive(session_pid(local_manager, session.id))
+    assert pid_alive(await session_pid(local_manager, session.id))
 
 
 @pytest.mark.asyncio
 async def test_delete_removes_process_workspace_and_record(local_manager: SessionManager) -> None:
     session = await local_manager.create(ALICE, parse_create({"name": "d"}))
     await wait_state(local_manager, session.id, "ready")
-    pid = session_pid(local_manager, session.id)
-    workspace = local_manager.backend.workspace(session.id)  # type: ignore[attr-defined]
+    pid = await session_pid(local_manager, session.id)
+    workspace = await workspace_of(local_manager, session.id)
     await local_manager.delete(ALICE, session.id)
     assert not pid_alive(pid) and not workspace.exists()
     with pytest.raises(SessionNotFound):
@@ -112,9 +124,7 @@ async def test_concurrent_double_delete_deletes_once(local_manager: SessionManag
     )
     assert results.count(None) == 1
     assert sum(isinstance(r, SessionNotFound) for r in results) == 1
-    assert (
-        await local_manager.backend.inventory() == type(await local_manager.backend.inventory())()
-    )
+    assert await local_manager.inventory() == type(await local_manager.inventory())()
 
 
 @pytest.mark.asyncio
@@ -132,7 +142,7 @@ async def test_delete_during_create_leaves_nothing_behind(local_manager: Session
         await delete
     else:
         await local_manager.delete(ALICE, session.id)
-    inventory = await local_manager.backend.inventory()
+    inventory = await local_manager.inventory()
     assert not inventory.compute and not inventory.workspaces
     assert (await local_manager.list(ADMIN)).items == []
 
@@ -144,7 +154,7 @@ async def test_pause_during_create_ends_idle_with_no_process(local_manager: Sess
     assert paused.state == "idle"
     await asyncio.sleep(0.2)  # the readiness watcher must not resurrect it
     assert (await local_manager.get(ALICE, session.id)).state == "idle"
-    assert not (await local_manager.backend.inventory()).compute
+    assert not (await local_manager.inventory()).compute
 
 
 @pytest.mark.asyncio
@@ -156,18 +166,19 @@ async def test_two_hundred_concurrent_creates_make_two_hundred_sessions(
     assert len({s.id for s in sessions}) == 200
     for s in sessions:
         await wait_state(local_manager, s.id, "ready", timeout=30)
-    assert len((await local_manager.backend.inventory()).compute) == 200
-    pids = {session_pid(local_manager, s.id) for s in sessions}
+    assert len((await local_manager.inventory()).compute) == 200
+    pids = {await session_pid(local_manager, s.id) for s in sessions}
     assert len(pids) == 200
     await asyncio.gather(*(local_manager.delete(ALICE, s.id) for s in sessions))
-    assert not (await local_manager.backend.inventory()).compute
+    assert not (await local_manager.inventory()).compute
 
 
 @pytest.mark.asyncio
 async def test_a_process_that_exits_at_once_fails_the_session_with_its_output(
     local_manager: SessionManager,
+    local_backend: LocalBackend,
 ) -> None:
-    local_manager.backend.command = ["sh", "-c", "echo boom >&2; exit 3"]  # type: ignore[attr-defined]
+    local_backend.command = ["sh", "-c", "echo boom >&2; exit 3"]
     session = await local_manager.create(ALICE, parse_create({"name": "broken"}))
     failed = await wait_state(local_manager, session.id, "error")
     assert "exit status 3" in failed.error and "boom" in failed.error
@@ -184,7 +195,7 @@ async def test_a_running_process_that_dies_moves_the_session_to_error(
 
     session = await local_manager.create(ALICE, parse_create({"name": "mortal"}))
     await wait_state(local_manager, session.id, "ready")
-    os.killpg(session_pid(local_manager, session.id), signal.SIGKILL)
+    os.killpg(await session_pid(local_manager, session.id), signal.SIGKILL)
     failed = await wait_state(local_manager, session.id, "error")
     assert failed.termination_reason == "ProcessExited"
 
@@ -210,11 +221,13 @@ async def test_live_subscribers_see_every_transition(local_manager: SessionManag
 
 
 @pytest.mark.asyncio
-async def test_reads_come_from_the_cache_only_when_it_is_on(local_manager: SessionManager) -> None:
+async def test_reads_come_from_the_cache_only_when_it_is_on(
+    local_manager: SessionManager, local_store: SessionStore
+) -> None:
     session = await local_manager.create(ALICE, parse_create({"name": "cached"}))
-    stored = await local_manager.store.get(session.id)
+    stored = await local_store.get(session.id)
     assert stored is not None
-    await local_manager.store.update(stored.evolve(name="renamed elsewhere"))
+    await local_store.update(stored.evolve(name="renamed elsewhere"))
     assert (await local_manager.get(ALICE, session.id)).name == "cached"  # this server's view
     local_manager.cache_sessions = False
     assert (await local_manager.get(ALICE, session.id)).name == "renamed elsewhere"

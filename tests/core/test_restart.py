@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from raworc_spawner.backends.local import LocalBackend
-from raworc_spawner.sessions.manager import SessionManager
+from raworc_spawner.sessions.manager import SYSTEM, SessionManager
 from raworc_spawner.sessions.model import Principal
 from raworc_spawner.sessions.reconcile import Reconciler
 from raworc_spawner.sessions.requests import parse_create
@@ -40,8 +40,12 @@ async def server(data_dir: Path) -> AsyncIterator[SessionManager]:
         await store.close()
 
 
-def pid_of(manager: SessionManager, session_id: str) -> int:
-    return manager.backend._procs[session_id].pid  # type: ignore[attr-defined]
+async def pid_of(manager: SessionManager, session_id: str) -> int:
+    """The session's process id, as the status endpoint shows it."""
+    status = await manager.status(SYSTEM, session_id)
+    pid = status["backend"]["compute"]["pid"]
+    assert isinstance(pid, int), status
+    return pid
 
 
 @pytest.mark.asyncio
@@ -49,11 +53,11 @@ async def test_running_processes_are_readopted_after_a_restart(tmp_path: Path) -
     async with server(tmp_path) as manager:
         session = await manager.create(ALICE, parse_create({"name": "survivor"}))
         await wait_state(manager, session.id, "ready")
-        pid = pid_of(manager, session.id)
+        pid = await pid_of(manager, session.id)
     assert pid_alive(pid)  # a server stop leaves compute running
     async with server(tmp_path) as manager:
         assert (await manager.get(ALICE, session.id)).state == "ready"
-        assert pid_of(manager, session.id) == pid
+        assert await pid_of(manager, session.id) == pid
         await manager.delete(ALICE, session.id)
         assert not pid_alive(pid)
 
@@ -63,13 +67,15 @@ async def test_sessions_whose_process_died_with_the_server_become_idle(tmp_path:
     async with server(tmp_path) as manager:
         session = await manager.create(ALICE, parse_create({"name": "lost"}))
         await wait_state(manager, session.id, "ready")
-        pid = pid_of(manager, session.id)
+        pid = await pid_of(manager, session.id)
     os.killpg(pid, signal.SIGKILL)
     await asyncio.sleep(0.1)
     async with server(tmp_path) as manager:
         restarted = await manager.get(ALICE, session.id)
         assert restarted.state == "idle" and restarted.termination_reason == "ComputeLost"
-        assert manager.backend.workspace(session.id).is_dir()  # type: ignore[attr-defined]
+        assert Path(
+            (await manager.status(SYSTEM, session.id))["backend"]["workspace"]["path"]
+        ).is_dir()
         await manager.set_state(ALICE, session.id, "ready")
         await wait_state(manager, session.id, "ready")
         await manager.delete(ALICE, session.id)
@@ -80,11 +86,11 @@ async def test_a_process_of_a_deleted_session_never_survives_a_restart(tmp_path:
     async with server(tmp_path) as manager:
         session = await manager.create(ALICE, parse_create({"name": "orphan"}))
         await wait_state(manager, session.id, "ready")
-        pid = pid_of(manager, session.id)
+        pid = await pid_of(manager, session.id)
         await manager.store.delete(session.id)  # as if the server died mid-delete
     async with server(tmp_path) as manager:
         assert not pid_alive(pid)
-        inventory = await manager.backend.inventory()
+        inventory = await manager.inventory()
         assert session.id not in inventory.compute | inventory.workspaces
 
 
@@ -93,7 +99,7 @@ async def test_a_session_left_deleting_finishes_its_delete_at_start_up(tmp_path:
     async with server(tmp_path) as manager:
         session = await manager.create(ALICE, parse_create({"name": "half"}))
         await wait_state(manager, session.id, "ready")
-        pid = pid_of(manager, session.id)
+        pid = await pid_of(manager, session.id)
         fresh = await manager.store.get(session.id)
         assert fresh is not None
         await manager.store.update(fresh.evolve(state="deleting"))

@@ -1,0 +1,86 @@
+"""Routing what the backend observes (progress, warnings, exits, lost compute) to sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from raworc_spawner.backends.base import BackendEvent
+from raworc_spawner.loops import BackgroundTasks
+from raworc_spawner.sessions.cache import SessionCache
+from raworc_spawner.sessions.model import (
+    TRANSIENT_KINDS,
+    EventKind,
+    Session,
+    SessionEvent,
+    SessionState,
+)
+from raworc_spawner.sessions.runtime import Runtimes
+from raworc_spawner.sessions.writer import SessionWriter
+
+S = SessionState
+
+#: Backend event kinds (``BackendEventKind`` values) and what they mean here.
+LOST = "lost"  # compute vanished from outside: apply the lost-compute policy
+EXITED = "exited"  # running compute ended by itself: the session fails with the reason
+
+
+class BackendEventRouter:
+    """Turns backend events into session events and transitions.
+
+    Progress and warnings are streamed live and kept in the session's small ring, never written
+    to the store (a spawn storm would otherwise queue a dozen writes per session ahead of
+    ``ready``). Lost compute goes to ``on_lost`` (the manager's policy); compute that exited
+    while the session was ``ready`` or ``busy`` fails the session. Events of sessions this
+    server does not look after (``handles``) are ignored.
+    """
+
+    def __init__(
+        self,
+        *,
+        cache: SessionCache,
+        writer: SessionWriter,
+        runtimes: Runtimes,
+        tasks: BackgroundTasks,
+        handles: Callable[[Session], bool],
+        on_lost: Callable[[str, str], Awaitable[object]],
+    ) -> None:
+        self._cache = cache
+        self._writer = writer
+        self._runtimes = runtimes
+        self._tasks = tasks
+        self._handles = handles
+        self._on_lost = on_lost
+        self.closing = False
+
+    def __call__(self, event: BackendEvent) -> None:
+        """The backend's event sink (called synchronously from its watch loop)."""
+        if self.closing:
+            return
+        kind = str(event.kind)
+        if kind in TRANSIENT_KINDS:
+            transient = SessionEvent(
+                event.session_id, 0, EventKind(kind), event.message, reason=event.reason
+            )
+            self._runtimes.of(event.session_id).progress.append(transient)
+            self._writer.publish(transient)
+            return
+        self._tasks.spawn(self._handle(event), name=f"backend-event-{event.session_id}")
+
+    async def _handle(self, event: BackendEvent) -> None:
+        session = await self._cache.load(event.session_id)
+        if session is None or not self._handles(session):
+            return
+        kind = str(event.kind)
+        if kind == LOST:
+            await self._writer.record(
+                session.id, EventKind.WARNING, event.message, reason=event.reason
+            )
+            await self._on_lost(session.id, f"compute lost: {event.message}")
+            return
+        if kind == EXITED and session.state in (S.READY, S.BUSY):
+            async with self._runtimes.lock(session.id):
+                fresh = await self._cache.load(session.id)
+                if fresh is not None and fresh.state in (S.READY, S.BUSY):
+                    await self._writer.fail(fresh, event.reason or "Exited", event.message)
+            return
+        await self._writer.record(session.id, EventKind.WARNING, event.message, reason=event.reason)
