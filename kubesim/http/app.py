@@ -11,6 +11,8 @@ from aiohttp import web
 from ..auth import Attributes
 from ..errors import ApiError, forbidden
 from . import crud, special
+from .exec import SESSIONS as EXEC_SESSIONS
+from .exec import close_sessions, pod_exec
 from .responses import COUNTED, RESOURCE, VERB, respond_error
 from .routing import Route, check_verb, parse_route, verb_for
 
@@ -54,6 +56,8 @@ async def _resource(
         return await special.metrics(sim, request, route)
     if route.subresource == "log":
         return await special.pod_log(sim, request, route)
+    if route.subresource == "exec":
+        return await pod_exec(sim, request, route)
     return await VERBS[verb](sim, request, route)
 
 
@@ -116,5 +120,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
 def build_app(sim: KubeSim) -> web.Application:
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app[SIM] = sim
+    app[EXEC_SESSIONS] = set()
+    app.on_shutdown.append(close_sessions)
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

@@ -55,10 +55,18 @@ def parse_route(path: str) -> Route | None:
     return _build(rt, None, rest[1:], watch_path, path)
 
 
+CONNECT_SUBRESOURCES = {("pods", "exec")}
+"""Subresources served as streams (``connect`` in the API server) rather than stored."""
+
+
+def _has_subresource(rt: ResourceType, sub: str) -> bool:
+    return sub in rt.subresources or (rt.key, sub) in CONNECT_SUBRESOURCES
+
+
 def _build(
     rt: ResourceType, namespace: str | None, tail: list[str], watch_path: bool, path: str
 ) -> Route:
-    if len(tail) > 2 or (len(tail) == 2 and tail[1] not in rt.subresources):
+    if len(tail) > 2 or (len(tail) == 2 and not _has_subresource(rt, tail[1])):
         raise path_not_found(path)
     name = tail[0] if tail else ""
     sub = tail[1] if len(tail) == 2 else ""
@@ -66,7 +74,17 @@ def _build(
 
 
 def verb_for(method: str, route: Route, watch: bool) -> str:
-    """The Kubernetes verb of a request (what RBAC and the counters see)."""
+    """The Kubernetes verb of a request (what RBAC and the counters see).
+
+    ``pods/exec`` is ``create`` whether it comes as a WebSocket GET or an SPDY POST. The API
+    server authorizes the POST as ``create``; since 1.35
+    (``AuthorizePodWebsocketUpgradeCreatePermission``) it checks ``create`` for the WebSocket
+    upgrade too. Before 1.35 the GET needed only ``get``, and a role with only ``create`` still
+    worked with kubectl, which retries a refused upgrade as an SPDY POST. kubesim has no SPDY,
+    so it asks for ``create`` either way: what works here works on every version.
+    """
+    if (route.rt.key, route.subresource) in CONNECT_SUBRESOURCES and method in ("GET", "POST"):
+        return "create"
     if method == "GET":
         if watch or route.watch_path:
             return "watch"
@@ -87,6 +105,7 @@ def check_verb(route: Route, verb: str) -> None:
             "log": ("get",),
             "binding": ("create",),
             "token": ("create",),
+            "exec": ("create",),
         }.get(route.subresource, ())
     if verb not in allowed:
         raise method_not_allowed(verb)
