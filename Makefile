@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check bench docs clean
+.PHONY: run test lint typecheck check bench docs clean kubesim
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,15 @@ check: $(STAMP)
 	$(BIN)/ruff format --check raworc_spawner kubesim tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+KUBESIM_PORT ?= 6443
+KUBESIM_KUBECONFIG ?= kubesim.yaml
+
+## kubesim: run kubesim (a simulated Kubernetes API server) on 127.0.0.1:$(KUBESIM_PORT) and
+## write $(KUBESIM_KUBECONFIG); it prints the `export KUBECONFIG=...` line to use. More flags
+## through ARGS, e.g. ARGS="--run-processes --namespace raworc-sessions".
+kubesim: $(STAMP)
+	$(BIN)/python -m kubesim --port $(KUBESIM_PORT) --kubeconfig $(KUBESIM_KUBECONFIG) $(ARGS)
 
 ## bench: run the benchmark scenarios (see BENCHMARKS.md)
 bench: $(STAMP)

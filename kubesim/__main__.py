@@ -1,7 +1,8 @@
 """Run kubesim standalone: ``python -m kubesim --port N --kubeconfig FILE``.
 
-Prints one JSON line (``{"url", "token", "kubeconfig", "pid"}``) on stdout once it listens, then
-serves until SIGINT or SIGTERM.
+Prints one JSON line (``{"url", "token", "kubeconfig", "pid"}``) on stdout once it listens,
+and on stderr the shell line that points kubectl at it (``export KUBECONFIG=<absolute path>``),
+then serves until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shlex
 import signal
 import sys
+from pathlib import Path
 
 from .config import KubeSimConfig, NodeSpec, Timings
 from .server import KubeSim
@@ -106,7 +109,14 @@ async def serve(args: argparse.Namespace) -> None:
             "pid": _pid(),
         }
         print(json.dumps(ready), flush=True)
+        if sim.kubeconfig_path is not None:
+            print(export_line(sim.kubeconfig_path), file=sys.stderr, flush=True)
         await stop.wait()
+
+
+def export_line(kubeconfig: str | Path) -> str:
+    """``export KUBECONFIG=<absolute path>``, quoted for a POSIX shell."""
+    return f"export KUBECONFIG={shlex.quote(str(Path(kubeconfig).resolve()))}"
 
 
 def _pid() -> int:

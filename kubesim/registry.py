@@ -162,13 +162,14 @@ class Registry:
             self._check_namespace_open(rt, namespace, m["name"])
         else:
             m.pop("namespace", None)
+        for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
+            m.pop(key, None)
+        # Before admission: some defaults derive from the UID (a Job's generated selector).
+        m["uid"] = new_uid()
+        m["creationTimestamp"] = timestamp()
         warnings = self._admit(rt, obj, opts, None)
         if self.store.get(rt.key, namespace if rt.namespaced else "", m["name"]) is not None:
             raise already_exists(rt, m["name"])
-        for key in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
-            m.pop(key, None)
-        m["uid"] = new_uid()
-        m["creationTimestamp"] = timestamp()
         if "spec" in obj:
             m["generation"] = 1
         if opts.dry_run:
@@ -226,6 +227,8 @@ class Registry:
                     spec["storageClassName"] = klass
             if defaulter := rules.DEFAULTS.get(rt.key):
                 defaulter(obj)
+        if normalize := rules.NORMALIZE.get(rt.key):
+            normalize(obj)
         if rt.key in rules.SCHEMA_CHECKED:
             schema_causes, warnings = apply_schema(obj, rt, opts.field_validation)
             causes += schema_causes

@@ -107,6 +107,13 @@ RESOURCES: tuple[ResourceType, ...] = (
     _core("ConfigMap", "configmaps", short_names=("cm",)),
     _core("ServiceAccount", "serviceaccounts", short_names=("sa",), subresources=("token",)),
     _core(
+        "ResourceQuota",
+        "resourcequotas",
+        short_names=("quota",),
+        subresources=("status",),
+        has_status=True,
+    ),
+    _core(
         "Node",
         "nodes",
         False,
@@ -131,6 +138,23 @@ RESOURCES: tuple[ResourceType, ...] = (
         subresources=("status",),
         has_status=True,
     ),
+    *(
+        ResourceType(
+            "batch",
+            "v1",
+            kind,
+            plural,
+            True,
+            short_names=short,
+            subresources=("status",),
+            has_status=True,
+        )
+        for kind, plural, short in (("Job", "jobs", ()), ("CronJob", "cronjobs", ("cj",)))
+    ),
+    ResourceType(
+        "scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, short_names=("pc",)
+    ),
+    ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),
     *(
         ResourceType(RBAC_GROUP, "v1", kind, plural, namespaced, name_rule="path")
         for kind, plural, namespaced in (
@@ -163,6 +187,9 @@ GROUP_PREFERRED = {
     "networking.k8s.io": "v1",
     "storage.k8s.io": "v1",
     "apps": "v1",
+    "batch": "v1",
+    "scheduling.k8s.io": "v1",
+    "coordination.k8s.io": "v1",
     RBAC_GROUP: "v1",
     "authorization.k8s.io": "v1",
     "metrics.k8s.io": "v1beta1",

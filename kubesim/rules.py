@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 from collections.abc import Callable
 
 from . import rules_apps, rules_pod, rules_rbac
-from .objects import Obj, timestamp
+from .errors import bad_request
+from .objects import Obj, micro_timestamp, parse_timestamp, timestamp
 from .validation import Cause, check_enum, check_quantity, forbidden_change, invalid_value, required
 
+HIGHEST_USER_PRIORITY = 1_000_000_000
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
 PV_PROTECTION = "kubernetes.io/pv-protection"
 
@@ -120,6 +123,86 @@ def _validate_secret(secret: Obj) -> list[Cause]:
     return causes
 
 
+def _normalize_lease(lease: Obj) -> None:
+    """Store acquire and renew times as ``metav1.MicroTime`` writes them (UTC, microseconds).
+
+    Clients send any RFC 3339 form (``+00:00``, fewer digits); the API server parses and
+    re-serialises them. 400 when one does not parse, as decoding fails there.
+    """
+    spec = lease.get("spec") or {}
+    for key in ("acquireTime", "renewTime"):
+        value = spec.get(key)
+        if value is None:
+            continue
+        try:
+            moment = parse_timestamp(str(value)).astimezone(dt.UTC)
+        except ValueError as e:
+            raise bad_request(
+                f'Lease in version "v1" cannot be handled as a Lease: spec.{key}: '
+                f"cannot parse {value!r} as RFC 3339"
+            ) from e
+        spec[key] = micro_timestamp(moment)
+
+
+def _validate_lease(lease: Obj) -> list[Cause]:
+    """Durations and transition counts, as the coordination API's validation checks them."""
+    spec = lease.get("spec") or {}
+    causes: list[Cause] = []
+    duration = spec.get("leaseDurationSeconds")
+    if duration is not None and duration <= 0:
+        causes.append(
+            invalid_value("spec.leaseDurationSeconds", duration, "must be greater than 0")
+        )
+    transitions = spec.get("leaseTransitions")
+    if transitions is not None and transitions < 0:
+        causes.append(
+            invalid_value(
+                "spec.leaseTransitions", transitions, "must be greater than or equal to 0"
+            )
+        )
+    return causes
+
+
+def _default_priority_class(pc: Obj) -> None:
+    pc.setdefault("preemptionPolicy", "PreemptLowerPriority")
+
+
+def _validate_priority_class(pc: Obj) -> list[Cause]:
+    """User-defined classes: at most 1e9, and the ``system-`` prefix is reserved."""
+    causes: list[Cause] = []
+    name = str(pc["metadata"].get("name", ""))
+    if name.startswith("system-"):
+        causes.append(
+            invalid_value(
+                "metadata.name", name, "priority class names with 'system-' prefix are reserved"
+            )
+        )
+    value = pc.get("value")
+    if isinstance(value, int) and value > HIGHEST_USER_PRIORITY:
+        causes.append(
+            forbidden_change(
+                "value",
+                f"maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}",
+            )
+        )
+    causes += check_enum(pc.get("preemptionPolicy"), "preemptionPolicy", "preemptionPolicy")
+    return causes
+
+
+def _validate_priority_class_update(old: Obj, new: Obj) -> list[Cause]:
+    if old.get("value") != new.get("value"):
+        return [forbidden_change("value", "may not be changed in an update.")]
+    return []
+
+
+def _validate_quota(quota: Obj) -> list[Cause]:
+    hard = (quota.get("spec") or {}).get("hard") or {}
+    causes: list[Cause] = []
+    for resource, amount in hard.items():
+        causes += check_quantity(amount, f"spec.hard[{resource}]")
+    return causes
+
+
 def _validate_pvc_update(old: Obj, new: Obj) -> list[Cause]:
     old_spec, new_spec = dict(old.get("spec") or {}), dict(new.get("spec") or {})
     for spec in (old_spec, new_spec):
@@ -137,6 +220,7 @@ def _validate_pvc_update(old: Obj, new: Obj) -> list[Cause]:
 
 
 Defaulter = Callable[[Obj], None]
+Normalizer = Callable[[Obj], None]
 Checker = Callable[[Obj], list[Cause]]
 UpdateChecker = Callable[[Obj, Obj], list[Cause]]
 
@@ -150,7 +234,12 @@ DEFAULTS: dict[str, Defaulter] = {
     "events": _default_event,
     "storageclasses.storage.k8s.io": _default_storage_class,
     "deployments.apps": rules_apps.default_deployment,
+    "jobs.batch": rules_apps.default_job,
+    "cronjobs.batch": rules_apps.default_cron_job,
+    "priorityclasses.scheduling.k8s.io": _default_priority_class,
 }
+#: Applied on every write (create, update, patch), after defaults, before validation.
+NORMALIZE: dict[str, Normalizer] = {"leases.coordination.k8s.io": _normalize_lease}
 CHECKS: dict[str, Checker] = {
     "pods": rules_pod.validate_pod,
     "persistentvolumeclaims": _validate_pvc,
@@ -161,6 +250,11 @@ CHECKS: dict[str, Checker] = {
     "rolebindings.rbac.authorization.k8s.io": rules_rbac.validate_binding,
     "clusterrolebindings.rbac.authorization.k8s.io": rules_rbac.validate_binding,
     "deployments.apps": rules_apps.validate_deployment,
+    "jobs.batch": rules_apps.validate_job,
+    "cronjobs.batch": rules_apps.validate_cron_job,
+    "leases.coordination.k8s.io": _validate_lease,
+    "priorityclasses.scheduling.k8s.io": _validate_priority_class,
+    "resourcequotas": _validate_quota,
 }
 UPDATE_CHECKS: dict[str, UpdateChecker] = {
     "pods": rules_pod.validate_pod_update,
@@ -168,6 +262,8 @@ UPDATE_CHECKS: dict[str, UpdateChecker] = {
     "rolebindings.rbac.authorization.k8s.io": rules_rbac.validate_binding_update,
     "clusterrolebindings.rbac.authorization.k8s.io": rules_rbac.validate_binding_update,
     "deployments.apps": rules_apps.validate_deployment_update,
+    "jobs.batch": rules_apps.validate_job_update,
+    "priorityclasses.scheduling.k8s.io": _validate_priority_class_update,
 }
 SCHEMA_CHECKED = {
     "pods",
@@ -181,6 +277,11 @@ SCHEMA_CHECKED = {
     "serviceaccounts",
     "storageclasses.storage.k8s.io",
     "deployments.apps",
+    "jobs.batch",
+    "cronjobs.batch",
+    "leases.coordination.k8s.io",
+    "priorityclasses.scheduling.k8s.io",
+    "resourcequotas",
     "roles.rbac.authorization.k8s.io",
     "rolebindings.rbac.authorization.k8s.io",
     "clusterroles.rbac.authorization.k8s.io",

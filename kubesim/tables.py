@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
+from .errors import bad_request
 from .objects import Obj, now, parse_timestamp
 
 Column = tuple[str, str, int, Callable[[Obj], Any]]  # name, type, priority, cell
@@ -20,7 +22,12 @@ def human_age(stamp: str | None) -> str:
     """``5s``, ``3m2s``, ``2d3h`` — the short durations kubectl prints."""
     if not stamp:
         return "<unknown>"
-    seconds = max(int((now() - parse_timestamp(stamp)).total_seconds()), 0)
+    return human_duration((now() - parse_timestamp(stamp)).total_seconds())
+
+
+def human_duration(elapsed: float) -> str:
+    """A duration in seconds in kubectl's short form (negative counts as zero)."""
+    seconds = max(int(elapsed), 0)
     if seconds < 120:
         return f"{seconds}s"
     minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
@@ -117,8 +124,69 @@ def _status(obj: Obj, key: str, default: Any = "") -> Any:
     return (obj.get("status") or {}).get(key, default)
 
 
+def _job_status(job: Obj) -> str:
+    """The Status column of jobs: Complete, Failed, Terminating, Suspended or Running."""
+    true = {c.get("type") for c in _status(job, "conditions", []) if c.get("status") == "True"}
+    for condition in ("Complete", "Failed"):
+        if condition in true:
+            return condition
+    if job["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    return "Suspended" if "Suspended" in true else "Running"
+
+
+def _job_completions(job: Obj) -> str:
+    succeeded = _status(job, "succeeded", 0)
+    completions = _spec(job, "completions", None)
+    if completions is not None:
+        return f"{succeeded}/{completions}"
+    parallelism = _spec(job, "parallelism", None) or 0
+    return f"{succeeded}/1 of {parallelism}" if parallelism > 1 else f"{succeeded}/1"
+
+
+def _job_duration(job: Obj) -> str:
+    start, end = _status(job, "startTime", None), _status(job, "completionTime", None)
+    if not start:
+        return ""
+    if not end:
+        return human_age(start)
+    return human_duration((parse_timestamp(end) - parse_timestamp(start)).total_seconds())
+
+
+def _deployment_ready(deployment: Obj) -> str:
+    return f"{_status(deployment, 'readyReplicas', 0)}/{_spec(deployment, 'replicas', 0)}"
+
+
+def _bool_text(value: bool | None) -> str:
+    """``True``, ``False`` or ``<unset>``, as the printers show an optional boolean."""
+    return "<unset>" if value is None else str(bool(value))
+
+
+def _role_ref(binding: Obj) -> str:
+    ref = binding.get("roleRef") or {}
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
+def _subjects(kind: str) -> Callable[[Obj], str]:
+    def cell(binding: Obj) -> str:
+        subjects = [s for s in binding.get("subjects") or [] if s.get("kind") == kind]
+        if kind == "ServiceAccount":
+            return ", ".join(f"{s.get('namespace', '')}/{s.get('name', '')}" for s in subjects)
+        return ", ".join(str(s.get("name", "")) for s in subjects)
+
+    return cell
+
+
 NAME: Column = ("Name", "string", 0, _name)
 AGE: Column = ("Age", "string", 0, _age)
+BINDING_COLUMNS: list[Column] = [
+    NAME,
+    ("Role", "string", 0, _role_ref),
+    AGE,
+    ("Users", "string", 1, _subjects("User")),
+    ("Groups", "string", 1, _subjects("Group")),
+    ("ServiceAccounts", "string", 1, _subjects("ServiceAccount")),
+]
 COLUMNS: dict[str, list[Column]] = {
     "pods": [
         NAME,
@@ -213,6 +281,42 @@ COLUMNS: dict[str, list[Column]] = {
         ("AllowVolumeExpansion", "boolean", 0, lambda o: bool(o.get("allowVolumeExpansion"))),
         AGE,
     ],
+    # Columns as the API server's printers define them (pkg/printers/internalversion).
+    "leases.coordination.k8s.io": [
+        NAME,
+        ("Holder", "string", 0, lambda o: _spec(o, "holderIdentity", "") or ""),
+        AGE,
+    ],
+    "deployments.apps": [
+        NAME,
+        ("Ready", "string", 0, _deployment_ready),
+        ("Up-to-date", "string", 0, lambda o: _status(o, "updatedReplicas", 0)),
+        ("Available", "string", 0, lambda o: _status(o, "availableReplicas", 0)),
+        AGE,
+    ],
+    "jobs.batch": [
+        NAME,
+        ("Status", "string", 0, _job_status),
+        ("Completions", "string", 0, _job_completions),
+        ("Duration", "string", 0, _job_duration),
+        AGE,
+    ],
+    "cronjobs.batch": [
+        NAME,
+        ("Schedule", "string", 0, lambda o: _spec(o, "schedule")),
+        ("Timezone", "string", 0, lambda o: _spec(o, "timeZone", None) or "<none>"),
+        ("Suspend", "boolean", 0, lambda o: _bool_text(_spec(o, "suspend", None))),
+        ("Active", "integer", 0, lambda o: len(_status(o, "active", []) or [])),
+        (
+            "Last Schedule",
+            "string",
+            0,
+            lambda o: human_age(s) if (s := _status(o, "lastScheduleTime", None)) else "<none>",
+        ),
+        AGE,
+    ],
+    "rolebindings.rbac.authorization.k8s.io": BINDING_COLUMNS,
+    "clusterrolebindings.rbac.authorization.k8s.io": BINDING_COLUMNS,
     "networkpolicies.networking.k8s.io": [
         NAME,
         (
@@ -232,7 +336,31 @@ COLUMNS: dict[str, list[Column]] = {
 }
 
 
-def _partial(obj: Obj) -> Obj:
+class IncludeObject(StrEnum):
+    """What each row carries in ``object`` (the ``includeObject`` query parameter)."""
+
+    NONE = "None"
+    METADATA = "Metadata"  # the default: a PartialObjectMetadata
+    OBJECT = "Object"  # the whole object; kubectl asks for it to ``--sort-by`` a field
+
+    @classmethod
+    def parse(cls, text: str | None) -> IncludeObject:
+        """The value of ``includeObject`` (default Metadata); 400 for anything else."""
+        if not text:
+            return cls.METADATA
+        try:
+            return cls(text)
+        except ValueError as e:
+            raise bad_request(
+                f'includeObject must be one of "None", "Metadata", "Object", not {text!r}'
+            ) from e
+
+
+def _row_object(obj: Obj, include: IncludeObject) -> Obj | None:
+    if include == IncludeObject.OBJECT:
+        return obj
+    if include == IncludeObject.NONE:
+        return None
     return {
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
@@ -244,8 +372,17 @@ def wants_table(accept: str) -> bool:
     return "as=Table" in accept
 
 
-def to_table(resource_key: str, items: list[Obj], list_meta: Obj) -> Obj:
-    """Render objects as a Table with the resource's columns (Name and Age by default)."""
+def to_table(
+    resource_key: str,
+    items: list[Obj],
+    list_meta: Obj,
+    include: IncludeObject = IncludeObject.METADATA,
+) -> Obj:
+    """Render objects as a Table with the resource's columns (Name and Age by default).
+
+    Each row's ``object`` follows ``include``: without the whole object kubectl cannot sort
+    rows by a field (``kubectl get --sort-by``) and prints none.
+    """
     columns = COLUMNS.get(resource_key, [NAME, AGE])
     definitions = [
         {
@@ -258,7 +395,7 @@ def to_table(resource_key: str, items: list[Obj], list_meta: Obj) -> Obj:
         for name, kind, priority, _ in columns
     ]
     rows = [
-        {"cells": [cell(obj) for _, _, _, cell in columns], "object": _partial(obj)}
+        {"cells": [cell(obj) for _, _, _, cell in columns], "object": _row_object(obj, include)}
         for obj in items
     ]
     return {

@@ -57,6 +57,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "protocol": ("SCTP", "TCP", "UDP"),
     "policyTypes": ("Egress", "Ingress"),
     "dnsPolicy": ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"),
+    "preemptionPolicy": ("Never", "PreemptLowerPriority"),
 }
 
 

@@ -12,10 +12,9 @@ from aiohttp import web
 
 from ..deletion import DeleteOptions
 from ..errors import ApiError, bad_request
-from ..protobuf import decode_token_request
 from ..registry import ListOptions, WriteOptions, Written, int_or_400
 from ..selectors import Selector
-from ..tables import to_table, wants_table
+from ..tables import IncludeObject, to_table, wants_table
 from ..watch import Watcher, error_event
 from .responses import COUNTED, read_body, respond, warning_headers
 from .routing import Route
@@ -53,7 +52,9 @@ def _single(
     sim: KubeSim, request: web.Request, route: Route, obj: dict[str, object]
 ) -> web.Response:
     if wants_table(request.headers.get("Accept", "")):
-        return respond(to_table(route.rt.key, [obj], {"resourceVersion": str(sim.store.rv)}))
+        include = IncludeObject.parse(request.query.get("includeObject"))
+        list_meta = {"resourceVersion": str(sim.store.rv)}
+        return respond(to_table(route.rt.key, [obj], list_meta, include))
     return respond(obj)
 
 
@@ -71,18 +72,15 @@ async def list_(sim: KubeSim, request: web.Request, route: Route) -> web.Respons
         route.rt, route.namespace if route.rt.namespaced else None, list_options(request, route)
     )
     if wants_table(request.headers.get("Accept", "")):
-        return respond(to_table(route.rt.key, listed["items"], listed["metadata"]))
+        include = IncludeObject.parse(request.query.get("includeObject"))
+        return respond(to_table(route.rt.key, listed["items"], listed["metadata"], include))
     return respond(listed)
 
 
 async def create(sim: KubeSim, request: web.Request, route: Route) -> web.Response:
-    if route.subresource == "token":
-        if "protobuf" in request.headers.get("Content-Type", ""):
-            token_request = decode_token_request(await request.read())
-        else:
-            token_request = await read_body(request)
-        return respond(sim.service_accounts.issue(route.ns, route.name, token_request), 201)
     body = await read_body(request)
+    if route.subresource == "token":
+        return respond(sim.service_accounts.issue(route.ns, route.name, body), 201)
     if route.subresource == "binding":
         return respond(sim.bind_pod(route.ns, route.name, body), 201)
     return _written(sim.registry.create(route.rt, route.ns, body, write_options(request)))
@@ -149,6 +147,10 @@ async def watch(sim: KubeSim, request: web.Request, route: Route) -> web.StreamR
     rv = opts.resource_version
     if q.get("sendInitialEvents", "").lower() == "true":
         rv = "0"
+    transform = None
+    if wants_table(request.headers.get("Accept", "")):
+        include = IncludeObject.parse(request.query.get("includeObject"))
+        transform = _table_lines(route.rt.key, include)
     response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
     response.enable_chunked_encoding()
     namespace = route.namespace if route.rt.namespaced else None
@@ -169,8 +171,6 @@ async def watch(sim: KubeSim, request: web.Request, route: Route) -> web.StreamR
     sim.counters.watches_open += 1
     sim.counters.watches_opened += 1
     try:
-        as_table = wants_table(request.headers.get("Accept", ""))
-        transform = _table_lines(route.rt.key) if as_table else None
         await _pump(sim, response, watcher, _watch_timeout(sim, request), bookmarks, transform)
     finally:
         sim.counters.watches_open -= 1
@@ -180,7 +180,7 @@ async def watch(sim: KubeSim, request: web.Request, route: Route) -> web.StreamR
     return response
 
 
-def _table_lines(resource_key: str) -> Callable[[bytes], bytes]:
+def _table_lines(resource_key: str, include: IncludeObject) -> Callable[[bytes], bytes]:
     """Rewrite watch lines so each object is a one-row Table (``kubectl get -w``)."""
 
     def transform(chunk: bytes) -> bytes:
@@ -190,7 +190,7 @@ def _table_lines(resource_key: str) -> Callable[[bytes], bytes]:
             if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
                 obj = event["object"]
                 list_meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
-                event["object"] = to_table(resource_key, [obj], list_meta)
+                event["object"] = to_table(resource_key, [obj], list_meta, include)
             out.append(json.dumps(event, separators=(",", ":")).encode() + b"\n")
         return b"".join(out)
 

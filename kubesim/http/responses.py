@@ -9,6 +9,7 @@ import yaml
 from aiohttp import web
 
 from ..errors import ApiError, bad_request
+from ..protobuf import decode_body, is_protobuf
 
 JSON = "application/json"
 VERB: web.RequestKey[str] = web.RequestKey("kubesim.verb", str)
@@ -31,11 +32,17 @@ def respond_error(error: ApiError) -> web.Response:
 
 
 async def read_body(request: web.Request) -> Any:
-    """The decoded body: JSON, or YAML for apply patches; 400 when it does not parse."""
+    """The decoded body: JSON, YAML for apply patches, or protobuf; 400 when it does not parse.
+
+    Protobuf bodies of kinds kubesim has no message table for are 415 (see
+    :mod:`kubesim.protobuf`).
+    """
     raw = await request.read()
     if not raw:
         return None
     content_type = request.headers.get("Content-Type", JSON).split(";")[0].strip()
+    if is_protobuf(content_type):
+        return decode_body(raw)
     try:
         if "yaml" in content_type:
             return yaml.safe_load(raw)

@@ -12,7 +12,6 @@ from .. import discovery
 from ..auth import Attributes
 from ..errors import ApiError, bad_request, not_found
 from ..objects import timestamp
-from ..protobuf import decode_access_review
 from ..resources import CATALOG
 from ..selectors import Selector
 from .responses import read_body, respond
@@ -87,10 +86,7 @@ def _line(line: str, stamps: bool) -> str:
 
 async def access_review(sim: KubeSim, request: web.Request, token: str) -> web.Response:
     """SelfSubjectAccessReview, answered from the same policy that guards requests."""
-    if "protobuf" in request.headers.get("Content-Type", ""):
-        body = decode_access_review(await request.read())
-    else:
-        body = await read_body(request) or {}
+    body = await read_body(request) or {}
     wanted = _review_attributes(body.get("spec") or {})
     reason = sim.policy.reason(token, wanted) if wanted is not None else ""
     allowed = bool(reason)
