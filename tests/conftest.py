@@ -58,13 +58,22 @@ def local_backend(tmp_path: Path) -> LocalBackend:
 
 
 @pytest_asyncio.fixture
-async def local_manager(
-    tmp_path: Path, local_backend: LocalBackend
-) -> AsyncIterator[SessionManager]:
-    """A session manager over a SQLite store and the local backend, in a temporary directory."""
+async def local_store(tmp_path: Path) -> AsyncIterator[SessionStore]:
+    """The SQLite store ``local_manager`` keeps its records in (to write behind its back)."""
     store = SessionStore.sqlite_in(tmp_path)
     await store.open()
-    manager = SessionManager(store=store, backend=local_backend)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest_asyncio.fixture
+async def local_manager(
+    local_store: SessionStore, local_backend: LocalBackend
+) -> AsyncIterator[SessionManager]:
+    """A session manager over a SQLite store and the local backend, in a temporary directory."""
+    manager = SessionManager(store=local_store, backend=local_backend)
     await manager.start()
     try:
         yield manager

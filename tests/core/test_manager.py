@@ -14,6 +14,7 @@ from raworc_spawner.sessions.manager import SYSTEM, SessionManager
 from raworc_spawner.sessions.model import Principal, SessionState
 from raworc_spawner.sessions.requests import parse_create
 from raworc_spawner.store import SessionStore
+from tests.waiting import until_state
 
 ALICE = Principal("alice")
 BOB = Principal("bob")
@@ -21,10 +22,8 @@ ADMIN = Principal("root", admin=True)
 
 
 async def wait_state(manager: SessionManager, session_id: str, state: str, timeout: float = 5):
-    async with asyncio.timeout(timeout):
-        while (session := await manager.get(ADMIN, session_id)).state != state:
-            await asyncio.sleep(0.02)
-    return session
+    """The session once in ``state`` (the shared helper, under this module's old name)."""
+    return await until_state(manager, session_id, state, timeout=timeout)
 
 
 def pid_alive(pid: int) -> bool:

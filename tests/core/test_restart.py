@@ -40,6 +40,17 @@ async def server(data_dir: Path) -> AsyncIterator[SessionManager]:
         await store.close()
 
 
+@asynccontextmanager
+async def behind_its_back(data_dir: Path) -> AsyncIterator[SessionStore]:
+    """The server's store opened by someone else (to change records behind its back)."""
+    store = SessionStore.sqlite_in(data_dir)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 async def pid_of(manager: SessionManager, session_id: str) -> int:
     """The session's process id, as the status endpoint shows it."""
     status = await manager.status(SYSTEM, session_id)
@@ -87,7 +98,8 @@ async def test_a_process_of_a_deleted_session_never_survives_a_restart(tmp_path:
         session = await manager.create(ALICE, parse_create({"name": "orphan"}))
         await wait_state(manager, session.id, "ready")
         pid = await pid_of(manager, session.id)
-        await manager.store.delete(session.id)  # as if the server died mid-delete
+        async with behind_its_back(tmp_path) as store:
+            await store.delete(session.id)  # as if the server died mid-delete
     async with server(tmp_path) as manager:
         assert not pid_alive(pid)
         inventory = await manager.inventory()
@@ -100,9 +112,10 @@ async def test_a_session_left_deleting_finishes_its_delete_at_start_up(tmp_path:
         session = await manager.create(ALICE, parse_create({"name": "half"}))
         await wait_state(manager, session.id, "ready")
         pid = await pid_of(manager, session.id)
-        fresh = await manager.store.get(session.id)
-        assert fresh is not None
-        await manager.store.update(fresh.evolve(state="deleting"))
+        async with behind_its_back(tmp_path) as store:
+            fresh = await store.get(session.id)
+            assert fresh is not None
+            await store.update(fresh.evolve(state="deleting"))
     async with server(tmp_path) as manager:
         assert (await manager.list(Principal("x", admin=True))).items == []
         assert not pid_alive(pid)

@@ -64,7 +64,7 @@ async def test_a_proxied_request_reaches_the_pod_and_wakes_it_after_a_cull(
     first = await get_when_listening(client, proxy(session["id"], port, "hello"))
     assert first.status_code == 200 and first.text.startswith(f"hello from {session['id']}")
     await asyncio.sleep(1.3)
-    assert (await server.app.culler.run_once())["culled"] == [session["id"]]
+    assert (await server.app.core.culler.run_once())["culled"] == [session["id"]]
     assert kubesim.store.get("pods", NS, f"session-{session['id']}") is None
     assert kubesim.store.get("persistentvolumeclaims", NS, f"session-pvc-{session['id']}")
     responses = await asyncio.gather(
@@ -95,7 +95,7 @@ async def test_remix_clones_the_parents_claim_and_fails_clearly_where_cloning_is
         volume["metadata"]["annotations"]["kubesim.io/cloned-from"]
         == (parent["persistent_volume_id"])
     )
-    server.app.manager.backend.settings.storage_class = "no-cloning"
+    server.app.core.backend.settings.storage_class = "no-cloning"
     # A parent on a class that cannot clone: its remix fails with the provisioner's reason.
     plain = await create(client, name="plain")
     await wait_state(client, plain["id"], "ready")

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from raworc_spawner.sessions.manager import SYSTEM
 from tests.api.conftest import Server
+from tests.waiting import until_state_http
 
 
 async def create(client: httpx.AsyncClient, **fields: object) -> dict:
@@ -20,10 +21,8 @@ async def create(client: httpx.AsyncClient, **fields: object) -> dict:
 
 
 async def wait_state(client: httpx.AsyncClient, sid: str, state: str, timeout: float = 10) -> dict:
-    async with asyncio.timeout(timeout):
-        while (session := (await client.get(f"/api/v0/sessions/{sid}")).json())["state"] != state:
-            await asyncio.sleep(0.05)
-    return session
+    """The session once in ``state`` (the shared helper, under this module's old name)."""
+    return await until_state_http(client, sid, state, timeout=timeout)
 
 
 async def ready(client: httpx.AsyncClient, **fields: object) -> dict:
@@ -60,9 +59,9 @@ async def test_an_idle_session_is_culled_after_its_timeout_and_keeps_its_files(
     session = await create(client, waiting_timeout_seconds=1)
     await wait_state(client, session["id"], "ready")
     (server.workspace(session["id"]) / "notes.txt").write_text("kept")
-    assert (await server.app.culler.run_once())["culled"] == []  # not idle long enough yet
+    assert (await server.app.core.culler.run_once())["culled"] == []  # not idle long enough yet
     await asyncio.sleep(1.2)
-    done = await server.app.culler.run_once()
+    done = await server.app.core.culler.run_once()
     assert done["culled"] == [session["id"]]
     culled = await wait_state(client, session["id"], "idle")
     assert culled["termination_reason"] == "Culled"
@@ -84,10 +83,10 @@ async def test_activity_and_busy_keep_a_session_from_being_culled(server: Server
         await asyncio.sleep(0.5)
         heartbeat = await client.post(f"/api/v0/sessions/{talking['id']}/activity")
         assert heartbeat.status_code == 204
-    done = await server.app.culler.run_once()
+    done = await server.app.core.culler.run_once()
     assert done["culled"] == []
-    server.app.culler.busy_timeout_seconds = 1
-    assert (await server.app.culler.run_once())["busy-culled"] == [working["id"]]
+    server.app.core.culler.busy_timeout_seconds = 1
+    assert (await server.app.core.culler.run_once())["busy-culled"] == [working["id"]]
 
 
 @pytest.mark.asyncio
@@ -193,7 +192,7 @@ async def test_too_many_waiting_requests_get_503_with_retry_after(
 async def test_retention_warns_then_deletes_unused_idle_workspaces(server: Server) -> None:
     client = server.client()
     session = await sleeping(client)
-    culler = server.app.culler
+    culler = server.app.core.culler
     culler.retention_days = 2.0 / 86400  # two seconds
     culler.retention_warning_days = 1.5 / 86400
     await asyncio.sleep(0.7)
@@ -234,7 +233,7 @@ async def test_proxied_traffic_moves_last_activity(server: Server, upstream_port
     await asyncio.sleep(0.05)
     for _ in range(5):
         assert (await client.get(proxy(session["id"], upstream_port, "hello"))).status_code == 200
-    await server.app.manager.activity.flush()
+    await server.app.manager.flush_activity()
     stored = await server.app.manager.get(SYSTEM, session["id"])
     assert stored.last_activity_at is not None
     assert stored.last_activity_at.isoformat() > ready["last_activity_at"].rstrip("Z")
