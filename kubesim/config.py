@@ -30,7 +30,12 @@ class Timings:
     image_pull_backoff: float = 0.2
     """From ``ErrImagePull`` to ``ImagePullBackOff``."""
     crash_backoff: float = 0.2
-    """Time a crashing container spends in ``CrashLoopBackOff`` before the next restart."""
+    """First restart back-off of a container that keeps exiting (the kubelet's 10 s): the
+    first restart is immediate, the next waits this long in ``CrashLoopBackOff``, and each
+    further one twice as long as the last, up to ``crash_backoff_max``."""
+    crash_backoff_max: float = 3.2
+    """Cap of the restart back-off (the kubelet's 5 min). A container that ran for twice the
+    cap without exiting restarts at once again."""
     termination_delay: float = 0.05
     """Time a container takes to exit after SIGTERM, capped by the pod's grace period."""
     log_interval: float = 0.0
@@ -129,6 +134,16 @@ class KubeSimConfig:
     kubernetes_version: str = "v1.32.0"
     run_processes: bool = False
     """Run each container's command as a local process bound to the pod IP (opt-in)."""
+    sandbox: str = "auto"
+    """Process mode's isolation: ``auto`` (bubblewrap when installed and working, else the
+    host), ``bwrap`` (bubblewrap or refuse to start) or ``none`` (the host; mount paths in env,
+    command, args and workingDir are rewritten to the volumes' directories)."""
+    sandbox_paths: list[str] = field(default_factory=list)
+    """Host paths bound read-only into every sandbox, besides the system directories and the
+    Python installation kubesim runs from."""
+    state_dir: str | None = None
+    """Directory for volume data in process mode (``volumes/<pv>``, ``pods/<uid>``); None: a
+    temporary directory removed when kubesim stops."""
     seed: int | None = None
     """Seed for the random choices of fault injection; None for unpredictable."""
 
@@ -142,6 +157,10 @@ class KubeSimConfig:
             raise ValueError(f"KubeSimConfig.failing_image_pattern: {e}") from e
         if self.history_size < 1 or self.event_limit < 1:
             raise ValueError("KubeSimConfig.history_size and event_limit must be positive")
+        if self.sandbox not in ("auto", "bwrap", "none"):
+            raise ValueError(
+                f"KubeSimConfig.sandbox: {self.sandbox!r} is not one of auto, bwrap, none"
+            )
         defaults = [sc.name for sc in self.storage_classes if sc.default]
         if len(defaults) > 1:
             raise ValueError(f"KubeSimConfig.storage_classes: several defaults {defaults}")

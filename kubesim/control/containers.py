@@ -30,9 +30,18 @@ def waiting(container: Obj, reason: str, message: str = "", *, previous: Obj | N
     return status
 
 
-def running(container: Obj, *, previous: Obj | None = None, container_id: str | None = None) -> Obj:
+def running(
+    container: Obj,
+    *,
+    previous: Obj | None = None,
+    container_id: str | None = None,
+    restarted: bool = False,
+) -> Obj:
+    """A running status; ``restarted``: a new container after an exit (count it, keep the last)."""
     prev = previous or {}
     status = _base(container, prev)
+    if restarted:
+        status.update(lastState=last_termination(prev), restartCount=status["restartCount"] + 1)
     status.update(
         ready=True,
         started=True,
@@ -43,16 +52,43 @@ def running(container: Obj, *, previous: Obj | None = None, container_id: str | 
     return status
 
 
+def crash_loop(container: Obj, previous: Obj, message: str) -> Obj:
+    """Waiting in ``CrashLoopBackOff`` after an exit: the exit is the last state; the count is
+    unchanged until a new container is created (as the kubelet reports it)."""
+    status = waiting(container, "CrashLoopBackOff", message, previous=previous)
+    status["lastState"] = last_termination(previous)
+    return status
+
+
+def last_termination(previous: Obj) -> Obj:
+    """The ``lastState`` after ``previous``: its termination, else its own last state."""
+    terminated = (previous.get("state") or {}).get("terminated")
+    return {"terminated": terminated} if terminated else dict(previous.get("lastState") or {})
+
+
+def was_started(previous: Obj) -> bool:
+    """Whether a container with this status ran before (so starting it again is a restart)."""
+    return state_of(previous) == "terminated" or bool(
+        (previous.get("lastState") or {}).get("terminated")
+    )
+
+
 def terminated(
-    container: Obj, previous: Obj, *, exit_code: int, reason: str, message: str = ""
+    container: Obj,
+    previous: Obj,
+    *,
+    exit_code: int,
+    reason: str,
+    message: str = "",
+    started_at: str | None = None,
 ) -> Obj:
-    """The container has exited: ``OOMKilled``, ``Error``, ``Completed``."""
+    """The container has exited: ``Completed``, ``Error``, ``OOMKilled``, ``StartError``."""
     status = _base(container, previous)
-    started = ((previous.get("state") or {}).get("running") or {}).get("startedAt") or timestamp()
+    running_since = ((previous.get("state") or {}).get("running") or {}).get("startedAt")
     record: Obj = {
         "exitCode": exit_code,
         "reason": reason,
-        "startedAt": started,
+        "startedAt": started_at or running_since or timestamp(),
         "finishedAt": timestamp(),
         "containerID": previous.get("containerID", ""),
     }
@@ -65,14 +101,6 @@ def terminated(
         containerID=previous.get("containerID", ""),
         imageID=previous.get("imageID", ""),
     )
-    return status
-
-
-def restarted_from(container: Obj, previous: Obj) -> Obj:
-    """Carry a terminated state into ``lastState`` and count the restart."""
-    status = dict(previous)
-    status["lastState"] = {"terminated": (previous.get("state") or {}).get("terminated", {})}
-    status["restartCount"] = previous.get("restartCount", 0) + 1
     return status
 
 

@@ -1,4 +1,8 @@
-"""The kubelet: runs bound pods through image pulls to Running, and kills them gracefully.
+"""The kubelet: runs bound pods through image pulls to Running, restarts and kills them.
+
+Containers exit (a real process in process mode, an injected fault otherwise) and are restarted
+per ``restartPolicy`` with the kubelet's back-off (:mod:`.backoff`); pods with nothing left to
+restart end ``Succeeded`` or ``Failed`` (:mod:`.podstatus`).
 
 Faults can be injected per container (``inject(ns, pod, "OOMKilled")``) or declared on the pod
 with the annotation ``kubesim.io/inject: OOMKilled`` (or ``CrashLoopBackOff``). Images matching
@@ -9,22 +13,36 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ..config import Timings
 from ..deletion import DeleteOptions
 from ..objects import Obj, timestamp
 from ..resources import CATALOG
 from ..store import Change
 from . import containers as cs
+from .backoff import RestartBackoff, go_duration
 from .base import Context
+from .ipam import IpPool
 from .logs import LogBook
 from .nodes import NodeInventory
+from .podenv import ContainerConfigError
+from .podstatus import container_of, recompute, set_container_status
 from .runtime import ProcessRuntime
+from .sandbox import ProcessPlan, SandboxHost, SandboxMode, plan_process, start_problem
 from .scheduler import set_condition
+from .volumes import VolumeDirs
 
 INJECT_ANNOTATION = "kubesim.io/inject"
 FAULTS = ("OOMKilled", "CrashLoopBackOff")
 PodKey = tuple[str, str]
+StatusMaker = Callable[[Obj, Obj], Obj]
+
+__all__ = ["FAULTS", "INJECT_ANNOTATION", "IpPool", "Kubelet", "PodRun"]
 
 
 @dataclass
@@ -33,32 +51,21 @@ class PodRun:
 
     uid: str
     node: str
+    backoff: RestartBackoff
     ip: str = ""
     terminating: bool = False
     faults: dict[str, str] = field(default_factory=dict)
+    expected_exits: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Exit code and reason to report for a process kubesim kills to simulate a fault."""
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
 
 
-class IpPool:
-    """Pod IPs from 127.10.0.0/16, so a process can bind to one on the loopback device."""
-
-    def __init__(self) -> None:
-        self._next = 0
-        self._free: list[int] = []
-
-    def take(self) -> str:
-        n = self._free.pop() if self._free else self._next
-        if n == self._next:
-            self._next += 1
-        return f"127.10.{n // 250}.{n % 250 + 1}"
-
-    def give(self, ip: str) -> None:
-        third, fourth = (int(p) for p in ip.split(".")[2:])
-        self._free.append(third * 250 + fourth - 1)
-
-
 class Kubelet:
-    """One kubelet for every simulated node."""
+    """One kubelet for every simulated node.
+
+    In process mode, ``host`` is what :func:`~kubesim.control.sandbox.plan_process` needs to
+    run something "in a pod" (``kubectl exec`` uses it too) and ``runtime`` runs the processes.
+    """
 
     def __init__(self, ctx: Context, nodes: NodeInventory, logs: LogBook) -> None:
         self.ctx = ctx
@@ -68,7 +75,24 @@ class Kubelet:
         self.ips = IpPool()
         self.node_images: dict[str, set[str]] = {}
         self._failing = re.compile(ctx.config.failing_image_pattern)
-        self.runtime = ProcessRuntime(logs) if ctx.config.run_processes else None
+        self._state: tempfile.TemporaryDirectory[str] | None = None
+        self.host: SandboxHost | None = None
+        self.runtime: ProcessRuntime | None = None
+        self.closing = False
+        if ctx.config.run_processes:
+            self.host = SandboxHost.detect(
+                ctx.store,
+                VolumeDirs(self._state_root(), ctx.store),
+                mode=SandboxMode(ctx.config.sandbox),
+                extra_paths=ctx.config.sandbox_paths,
+            )
+            self.runtime = ProcessRuntime(logs)
+
+    def _state_root(self) -> Path:
+        if self.ctx.config.state_dir:
+            return Path(self.ctx.config.state_dir)
+        self._state = tempfile.TemporaryDirectory(prefix="kubesim-state-")
+        return Path(self._state.name)
 
     def start(self) -> None:
         self.ctx.store.subscribe(self.on_change)
@@ -76,16 +100,30 @@ class Kubelet:
             self._observe(pod)
 
     async def stop(self) -> None:
+        """Kill every process; remove the state directory when it is kubesim's own."""
+        self.closing = True
         if self.runtime is not None:
             await self.runtime.stop_all()
+        if self._state is not None:
+            # Files a pod's user made may be read-only to us only without root; best effort.
+            shutil.rmtree(self._state.name, ignore_errors=True)
+            self._state = None
+
+    @property
+    def timings(self) -> Timings:
+        return self.ctx.config.timings
 
     # -- reacting to the API ---------------------------------------------------------------
     def on_change(self, change: Change) -> None:
+        if change.resource == "persistentvolumes" and change.type == "DELETED":
+            if self.host is not None:
+                self.host.volumes.remove_volume(change.obj["metadata"]["name"])
+            return
         if change.resource != "pods":
             return
         key = (change.obj["metadata"]["namespace"], change.obj["metadata"]["name"])
         if change.type == "DELETED":
-            self._forget(key, change.obj["metadata"].get("uid", ""))
+            self._forget(key, change.obj)
         else:
             self._observe(change.obj)
 
@@ -100,9 +138,11 @@ class Kubelet:
                 "deletionTimestamp"
             ):
                 return
-            run = PodRun(uid=m["uid"], node=node, faults=self._declared_faults(pod))
+            backoff = RestartBackoff(self.timings.crash_backoff, self.timings.crash_backoff_max)
+            run = PodRun(uid=m["uid"], node=node, backoff=backoff)
+            run.faults = self._declared_faults(pod)
             self.runs[key] = run
-            self._later(run, self.ctx.config.timings.kubelet_start_delay, self._sandbox, key)
+            self._later(run, self.timings.kubelet_start_delay, self._sandbox, key)
         if m.get("deletionTimestamp") and not run.terminating:
             self._terminate(key, run, pod)
 
@@ -118,22 +158,42 @@ class Kubelet:
         if handle is not None:
             run.timers = [h for h in run.timers if not h.cancelled()] + [handle]
 
-    def _forget(self, key: PodKey, uid: str) -> None:
+    def _forget(self, key: PodKey, pod: Obj) -> None:
+        """The pod object is gone: kill what is left of it (at once), then free its IP."""
         run = self.runs.get(key)
-        if run is None or run.uid != uid:
+        if run is None or run.uid != pod["metadata"].get("uid", ""):
             return
         del self.runs[key]
         for handle in run.timers:
             self.ctx.timers.cancel(handle)
-        if run.ip:
-            self.ips.give(run.ip)
+        if not run.terminating:  # deleted without a grace period: the kubelet kills now
+            self._killing_events(pod, run)
         self.logs.forget_pod(*key)
+
+        def release() -> None:
+            if run.ip:
+                self.ips.give(run.ip)
+            if self.host is not None:
+                self.host.volumes.remove_pod(run.uid)
+
+        if self.runtime is not None:
+            self.runtime.stop_pod(run.uid, 0, on_stopped=release)
+        else:
+            release()
 
     def _current(self, key: PodKey, run: PodRun) -> Obj | None:
         pod = self.ctx.store.get("pods", *key)
         if pod is None or pod["metadata"]["uid"] != run.uid or self.runs.get(key) is not run:
             return None
         return pod
+
+    def _active(self, key: PodKey) -> tuple[PodRun, Obj] | None:
+        """The pod's run and object while the kubelet still starts things for it."""
+        run = self.runs.get(key)
+        pod = self._current(key, run) if run else None
+        if run is None or pod is None or run.terminating or self.closing:
+            return None
+        return run, pod
 
     def _update(self, key: PodKey, change: object) -> Obj | None:
         return self.ctx.registry.mutate("pods", key[0], key[1], change)  # type: ignore[arg-type]
@@ -148,10 +208,10 @@ class Kubelet:
 
     # -- starting ----------------------------------------------------------------------------
     def _sandbox(self, key: PodKey) -> None:
-        run = self.runs.get(key)
-        pod = self._current(key, run) if run else None
-        if run is None or pod is None or run.terminating:
+        active = self._active(key)
+        if active is None:
             return
+        run, pod = active
         run.ip = self.ips.take()
         host_ip = self.nodes.ip(run.node)
         names = [c["name"] for c in pod["spec"]["containers"]]
@@ -178,15 +238,12 @@ class Kubelet:
         for container in pod["spec"]["containers"]:
             self._pull(key, container["name"], 0)
 
-    def _container(self, pod: Obj, name: str) -> Obj:
-        return next(c for c in pod["spec"]["containers"] if c["name"] == name)
-
     def _pull(self, key: PodKey, name: str, attempt: int) -> None:
-        run = self.runs.get(key)
-        pod = self._current(key, run) if run else None
-        if run is None or pod is None or run.terminating:
+        active = self._active(key)
+        if active is None:
             return
-        container = self._container(pod, name)
+        run, pod = active
+        container = container_of(pod, name)
         image = str(container.get("image", ""))
         cached = image in self.node_images.get(run.node, set())
         if (
@@ -194,30 +251,24 @@ class Kubelet:
             and container.get("imagePullPolicy") != "Always"
             and not self._failing.search(image)
         ):
-            self._event(
-                pod,
-                run,
-                "Normal",
-                "Pulled",
-                f'Container image "{image}" already present on machine',
-                name,
-            )
-            self._later(run, self.ctx.config.timings.container_start_delay, self._create, key, name)
+            message = f'Container image "{image}" already present on machine'
+            self._event(pod, run, "Normal", "Pulled", message, name)
+            self._later(run, self.timings.container_start_delay, self._create, key, name)
             return
         self._event(pod, run, "Normal", "Pulling", f'Pulling image "{image}"', name)
-        self._later(run, self.ctx.config.timings.image_pull_delay, self._pulled, key, name, attempt)
+        self._later(run, self.timings.image_pull_delay, self._pulled, key, name, attempt)
 
     def _pulled(self, key: PodKey, name: str, attempt: int) -> None:
-        run = self.runs.get(key)
-        pod = self._current(key, run) if run else None
-        if run is None or pod is None or run.terminating:
+        active = self._active(key)
+        if active is None:
             return
-        image = str(self._container(pod, name).get("image", ""))
+        run, pod = active
+        image = str(container_of(pod, name).get("image", ""))
         if self._failing.search(image):
             self._pull_failed(key, run, pod, name, attempt)
             return
         self.node_images.setdefault(run.node, set()).add(image)
-        took = int(self.ctx.config.timings.image_pull_delay * 1000)
+        took = int(self.timings.image_pull_delay * 1000)
         self._event(
             pod,
             run,
@@ -227,10 +278,10 @@ class Kubelet:
             f"({took}ms including waiting). Image size: 52428800 bytes.",
             name,
         )
-        self._later(run, self.ctx.config.timings.container_start_delay, self._create, key, name)
+        self._later(run, self.timings.container_start_delay, self._create, key, name)
 
     def _pull_failed(self, key: PodKey, run: PodRun, pod: Obj, name: str, attempt: int) -> None:
-        image = str(self._container(pod, name).get("image", ""))
+        image = str(container_of(pod, name).get("image", ""))
         why = (
             f'failed to pull and unpack image "{image}": failed to resolve reference "{image}": '
             f"{image}: not found"
@@ -244,91 +295,146 @@ class Kubelet:
             name,
         )
         self._event(pod, run, "Warning", "Failed", "Error: ErrImagePull", name)
+        message = f"rpc error: code = NotFound desc = {why}"
         self._set_status(
-            key,
-            name,
-            lambda c, prev: cs.waiting(
-                c, "ErrImagePull", f"rpc error: code = NotFound desc = {why}", previous=prev
-            ),
+            key, run, name, lambda c, prev: cs.waiting(c, "ErrImagePull", message, previous=prev)
         )
-        backoff = self.ctx.config.timings.image_pull_backoff
-        self._later(run, backoff, self._image_backoff, key, name, attempt)
+        self._later(run, self.timings.image_pull_backoff, self._image_backoff, key, name, attempt)
 
     def _image_backoff(self, key: PodKey, name: str, attempt: int) -> None:
-        run = self.runs.get(key)
-        pod = self._current(key, run) if run else None
-        if run is None or pod is None or run.terminating:
+        active = self._active(key)
+        if active is None:
             return
-        image = str(self._container(pod, name).get("image", ""))
+        run, pod = active
+        image = str(container_of(pod, name).get("image", ""))
         self._event(pod, run, "Normal", "BackOff", f'Back-off pulling image "{image}"', name)
         self._event(pod, run, "Warning", "Failed", "Error: ImagePullBackOff", name)
+        message = f'Back-off pulling image "{image}": ErrImagePull'
         self._set_status(
             key,
+            run,
             name,
-            lambda c, prev: cs.waiting(
-                c,
-                "ImagePullBackOff",
-                f'Back-off pulling image "{image}": ErrImagePull',
-                previous=prev,
-            ),
+            lambda c, prev: cs.waiting(c, "ImagePullBackOff", message, previous=prev),
         )
-        delay = self.ctx.config.timings.image_pull_backoff * min(2 ** (attempt + 1), 64)
+        delay = self.timings.image_pull_backoff * min(2 ** (attempt + 1), 64)
         self._later(run, delay, self._pull, key, name, attempt + 1)
 
     def _create(self, key: PodKey, name: str) -> None:
-        run = self.runs.get(key)
-        pod = self._current(key, run) if run else None
-        if run is None or pod is None or run.terminating:
+        """Create and start the container (its process in process mode)."""
+        active = self._active(key)
+        if active is None:
             return
-        container = self._container(pod, name)
+        run, pod = active
+        plan = None
+        if self.host is not None:
+            try:
+                plan = plan_process(pod, name, host=self.host)
+            except ContainerConfigError as e:
+                self._config_error(key, run, pod, name, str(e))
+                return
         self._event(pod, run, "Normal", "Created", f"Created container: {name}", name)
+        problem = start_problem(plan, self.host) if plan is not None and self.host else None
+        if problem is not None:
+            self._event(pod, run, "Warning", "Failed", f"Error: {problem}", name)
+            epoch = "1970-01-01T00:00:00Z"
+            self._exited(key, run, name, 128, "StartError", problem, started_at=epoch)
+            return
         self._event(pod, run, "Normal", "Started", f"Started container {name}", name)
-        self._set_status(key, name, lambda c, prev: cs.running(c, previous=prev))
-        self.logs.append(
-            (*key, name), f"kubesim: container {name} started (image {container.get('image')})"
+        self._set_status(
+            key,
+            run,
+            name,
+            lambda c, prev: cs.running(c, previous=prev, restarted=cs.was_started(prev)),
         )
-        if self.runtime is not None:
-            self.runtime.start(key, pod, container, run.ip, on_exit=self.container_exited)
+        self._run_container(key, run, pod, name, plan)
+
+    def _run_container(
+        self, key: PodKey, run: PodRun, pod: Obj, name: str, plan: ProcessPlan | None
+    ) -> None:
+        if plan is not None and plan.argv and self.runtime is not None:
+            self.runtime.start(key, run.uid, name, plan, on_exit=self.container_exited)
+        elif plan is None:
+            image = container_of(pod, name).get("image")
+            self.logs.append((*key, name), f"kubesim: container {name} started (image {image})")
         if name in run.faults:
-            self._later(run, self.ctx.config.timings.crash_backoff / 2, self._crash, key, name)
+            self._later(run, self.timings.crash_backoff / 2, self._crash, key, name)
+
+    def _config_error(self, key: PodKey, run: PodRun, pod: Obj, name: str, message: str) -> None:
+        """``CreateContainerConfigError``: wait, and try again after the base back-off."""
+        self._event(pod, run, "Warning", "Failed", f"Error: {message}", name)
+        self._set_status(
+            key,
+            run,
+            name,
+            lambda c, prev: cs.waiting(c, "CreateContainerConfigError", message, previous=prev),
+        )
+        self._later(run, self.timings.crash_backoff, self._create, key, name)
 
     # -- status bookkeeping ----------------------------------------------------------------
-    def _set_status(self, key: PodKey, name: str, make: object) -> Obj | None:
-        """Replace one container's status and recompute phase and Ready conditions."""
+    def _set_status(self, key: PodKey, run: PodRun, name: str, make: StatusMaker) -> Obj | None:
+        """Replace one container's status and recompute phase and conditions."""
+        terminal = run.terminating
+        return self._update(key, lambda p: set_container_status(p, name, make, terminal=terminal))
 
-        def change(p: Obj) -> None:
-            statuses = p.setdefault("status", {}).setdefault("containerStatuses", [])
-            container = self._container(p, name)
-            index = next((i for i, s in enumerate(statuses) if s["name"] == name), None)
-            previous = statuses[index] if index is not None else {}
-            new = make(container, previous)  # type: ignore[operator]
-            if index is None:
-                statuses.append(new)
-            else:
-                statuses[index] = new
-            self._recompute(p)
+    # -- exits and restarts ----------------------------------------------------------------
+    def container_exited(self, key: PodKey, uid: str, name: str, exit_code: int) -> None:
+        """A container's process ended (process mode): record it, restart per the policy."""
+        run = self.runs.get(key)
+        if run is None or run.uid != uid or self.closing or self._current(key, run) is None:
+            return
+        code, reason = run.expected_exits.pop(name, (exit_code, ""))
+        self._exited(key, run, name, code, reason or ("Completed" if code == 0 else "Error"))
 
-        return self._update(key, change)
+    def _exited(
+        self,
+        key: PodKey,
+        run: PodRun,
+        name: str,
+        code: int,
+        reason: str,
+        message: str = "",
+        *,
+        started_at: str | None = None,
+    ) -> None:
+        def record(c: Obj, prev: Obj) -> Obj:
+            return cs.terminated(
+                c, prev, exit_code=code, reason=reason, message=message, started_at=started_at
+            )
 
-    @staticmethod
-    def _recompute(pod: Obj) -> None:
-        status = pod["status"]
-        statuses = status.get("containerStatuses") or []
-        states = [cs.state_of(s) for s in statuses]
-        unready = [s["name"] for s in statuses if not s.get("ready")]
-        if unready:
-            why = f"containers with unready status: [{' '.join(unready)}]"
-            set_condition(pod, "ContainersReady", "False", "ContainersNotReady", why)
-            set_condition(pod, "Ready", "False", "ContainersNotReady", why)
+        self._set_status(key, run, name, record)
+        self.logs.end((*key, name))
+        active = self._active(key)
+        if active is None:
+            return
+        policy = active[1]["spec"].get("restartPolicy", "Always")
+        if policy == "Never" or (policy == "OnFailure" and code == 0):
+            return
+        delay = run.backoff.delay_before_restart(name)
+        if delay == 0:
+            self._later(run, 0, self._pull, key, name, 0)
         else:
-            set_condition(pod, "ContainersReady", "True")
-            set_condition(pod, "Ready", "True")
-        never = pod["spec"].get("restartPolicy") == "Never"
-        if states and all(s == "terminated" for s in states) and never:
-            codes = [s["state"]["terminated"]["exitCode"] for s in statuses]
-            status["phase"] = "Succeeded" if all(c == 0 for c in codes) else "Failed"
-        elif any(s != "waiting" for s in states) and status.get("phase") == "Pending":
-            status["phase"] = "Running" if "running" in states or not never else status["phase"]
+            self._back_off(key, run, active[1], name, delay)
+
+    def _back_off(self, key: PodKey, run: PodRun, pod: Obj, name: str, delay: float) -> None:
+        m = pod["metadata"]
+        pod_ref = f"{m['name']}_{m['namespace']}({run.uid})"
+        message = f"back-off {go_duration(delay)} restarting failed container={name} pod={pod_ref}"
+        self._set_status(key, run, name, lambda c, prev: cs.crash_loop(c, prev, message))
+        self._event(
+            pod,
+            run,
+            "Warning",
+            "BackOff",
+            f"Back-off restarting failed container {name} in pod {pod_ref}",
+            name,
+        )
+        self._later(run, delay, self._restart, key, name)
+
+    def _restart(self, key: PodKey, name: str) -> None:
+        run = self.runs.get(key)
+        if run is not None:
+            run.backoff.restarting(name)
+            self._pull(key, name, 0)
 
     # -- faults --------------------------------------------------------------------------------
     def inject(self, namespace: str, pod: str, fault: str, container: str | None = None) -> None:
@@ -351,108 +457,44 @@ class Kubelet:
             )
 
     def _crash(self, key: PodKey, name: str) -> None:
-        run = self.runs.get(key)
-        pod = self._current(key, run) if run else None
-        if run is None or pod is None or run.terminating or name not in run.faults:
+        active = self._active(key)
+        if active is None or name not in active[0].faults:
             return
+        run = active[0]
         fault = run.faults[name]
         if fault == "OOMKilled":
             run.faults.pop(name)
-            self._set_status(
-                key, name, lambda c, prev: cs.terminated(c, prev, exit_code=137, reason="OOMKilled")
-            )
-        else:
-            self._set_status(
-                key, name, lambda c, prev: cs.terminated(c, prev, exit_code=1, reason="Error")
-            )
-        self.logs.end((*key, name))
-        if pod["spec"].get("restartPolicy") == "Never":
+        code, reason = (137, "OOMKilled") if fault == "OOMKilled" else (1, "Error")
+        if self.runtime is not None and name in self.runtime.pids(run.uid):
+            run.expected_exits[name] = (code, reason)
+            self.runtime.kill(run.uid, name)  # its exit is reported as the fault
             return
-        if fault == "CrashLoopBackOff":
-            self._back_off(key, run, name)
-        else:
-            self._later(run, self.ctx.config.timings.crash_backoff, self._restart, key, name)
-
-    def _back_off(self, key: PodKey, run: PodRun, name: str) -> None:
-        pod = self._current(key, run)
-        if pod is None:
-            return
-        uid, m = run.uid, pod["metadata"]
-        pod_ref = f"{m['name']}_{m['namespace']}({uid})"
-        message = f"back-off 10s restarting failed container={name} pod={pod_ref}"
-        self._set_status(
-            key,
-            name,
-            lambda c, prev: cs.waiting(
-                c, "CrashLoopBackOff", message, previous=cs.restarted_from(c, prev)
-            ),
-        )
-        self._event(
-            pod,
-            run,
-            "Warning",
-            "BackOff",
-            f"Back-off restarting failed container {name} in pod {pod_ref}",
-            name,
-        )
-        self._later(run, self.ctx.config.timings.crash_backoff, self._restart, key, name)
-
-    def _restart(self, key: PodKey, name: str) -> None:
-        run = self.runs.get(key)
-        pod = self._current(key, run) if run else None
-        if run is None or pod is None or run.terminating:
-            return
-
-        def again(c: Obj, prev: Obj) -> Obj:
-            if cs.state_of(prev) == "terminated":
-                prev = cs.restarted_from(c, prev)
-            return cs.running(c, previous=prev)
-
-        self._event(pod, run, "Normal", "Started", f"Started container {name}", name)
-        self._set_status(key, name, again)
-        if name in run.faults:
-            self._later(run, self.ctx.config.timings.crash_backoff / 2, self._crash, key, name)
-
-    def container_exited(self, key: PodKey, name: str, exit_code: int) -> None:
-        """A real process ended (process mode): record it and restart per the policy."""
-        run = self.runs.get(key)
-        pod = self._current(key, run) if run else None
-        if run is None or pod is None or run.terminating:
-            return
-        reason = "Completed" if exit_code == 0 else "Error"
-        self._set_status(
-            key, name, lambda c, prev: cs.terminated(c, prev, exit_code=exit_code, reason=reason)
-        )
-        policy = pod["spec"].get("restartPolicy", "Always")
-        if policy == "Always" or (policy == "OnFailure" and exit_code != 0):
-            self._back_off(key, run, name)
+        self._exited(key, run, name, code, reason)
 
     # -- stopping ------------------------------------------------------------------------------
+    def _killing_events(self, pod: Obj, run: PodRun) -> None:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.state_of(status) == "running":
+                message = f"Stopping container {status['name']}"
+                self._event(pod, run, "Normal", "Killing", message, status["name"])
+
     def _terminate(self, key: PodKey, run: PodRun, pod: Obj) -> None:
+        """Graceful deletion: stop the containers, then remove the pod object."""
         run.terminating = True
         for handle in run.timers:
             self.ctx.timers.cancel(handle)
         run.timers = []
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            if cs.state_of(status) == "running":
-                self._event(
-                    pod,
-                    run,
-                    "Normal",
-                    "Killing",
-                    f"Stopping container {status['name']}",
-                    status["name"],
-                )
+        self._killing_events(pod, run)
         grace = float(pod["metadata"].get("deletionGracePeriodSeconds") or 0)
-        delay = min(grace, self.ctx.config.timings.termination_delay)
-        if self.runtime is not None:
-            self.runtime.stop_pod(key, grace)
-        self._later(run, delay, self._killed, key)
+        if self.runtime is not None and self.runtime.has_processes(run.uid):
+            self.runtime.stop_pod(run.uid, grace, on_stopped=lambda: self._killed(key))
+            return
+        self._later(run, min(grace, self.timings.termination_delay), self._killed, key)
 
     def _killed(self, key: PodKey) -> None:
         run = self.runs.get(key)
         pod = self._current(key, run) if run else None
-        if run is None or pod is None:
+        if run is None or pod is None or self.closing:
             return
 
         def stop(p: Obj) -> None:
@@ -460,10 +502,10 @@ class Kubelet:
             for i, status in enumerate(statuses):
                 if cs.state_of(status) == "running":
                     statuses[i] = cs.terminated(
-                        self._container(p, status["name"]), status, exit_code=0, reason="Completed"
+                        container_of(p, status["name"]), status, exit_code=0, reason="Completed"
                     )
             if statuses:
-                self._recompute(p)
+                recompute(p, terminal=True)
 
         self._update(key, stop)
         for container in pod["spec"]["containers"]:

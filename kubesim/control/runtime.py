@@ -1,9 +1,13 @@
-"""Process mode: run a container's ``command`` and ``args`` as a local process.
+"""Process mode's container runtime: one local process (group) per running container.
 
-The process gets the container's ``env`` (literal values and the pod fieldRefs ``status.podIP``,
-``metadata.name``, ``metadata.namespace``), runs in ``workingDir`` when that directory exists
-(a temporary directory otherwise), and its output becomes the container log. It is expected to
-bind to its pod IP (127.10.x.y), which ``KUBESIM_POD_IP`` also carries.
+A container's process is started from its :class:`~kubesim.control.sandbox.ProcessPlan` in a new
+session, so the process and everything it starts share one process group; with bubblewrap they
+also share a PID namespace, which the kernel empties when the command exits. Its output becomes
+the container log. When the command exits the rest of its group is killed, as a container's
+processes die with its main process.
+
+Stopping a pod sends SIGTERM to its processes (the command and its children, not bubblewrap's
+own helpers) and SIGKILL to the whole group once the grace period is over (at once for 0).
 """
 
 from __future__ import annotations
@@ -11,144 +15,207 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
 
-from ..objects import Obj
 from .logs import LogBook
+from .sandbox import ProcessPlan
 
 PodKey = tuple[str, str]
-ExitCallback = Callable[[PodKey, str, int], None]
-FIELD_REFS = {"status.podIP": "ip", "metadata.name": "name", "metadata.namespace": "namespace"}
+ExitCallback = Callable[[PodKey, str, str, int], None]
+"""Called with (pod key, pod uid, container name, exit code) when a container's process ends."""
+START_FAILED = 128  # the exit code runtimes report for a process that could not be started
 
 
-def container_env(pod: Obj, container: Obj, ip: str) -> dict[str, str]:
-    """The environment a container process sees."""
-    values = {"ip": ip, "name": pod["metadata"]["name"], "namespace": pod["metadata"]["namespace"]}
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "HOSTNAME": values["name"],
-        "KUBESIM_POD_IP": ip,
-    }
-    for item in container.get("env") or []:
-        if "value" in item:
-            env[item["name"]] = str(item["value"])
-        ref = ((item.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
-        if ref in FIELD_REFS:
-            env[item["name"]] = values[FIELD_REFS[ref]]
-    return env
+@dataclass
+class _Process:
+    """One container's process, or its start still under way (``proc`` None)."""
+
+    key: PodKey
+    sandboxed: bool
+    proc: asyncio.subprocess.Process | None = None
+    stop_grace: float | None = None
+    """Set once the pod is being stopped (seconds until SIGKILL)."""
+    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+def exit_code(returncode: int) -> int:
+    """A container's exit code: 128 + the signal for a process killed by one (137 for KILL)."""
+    return 128 - returncode if returncode < 0 else returncode
 
 
-def expand(text: str, env: dict[str, str]) -> str:
-    """Expand ``$(VAR)`` from the container environment; ``$$`` is a literal ``$``.
-
-    Unknown references stay as written, as the kubelet leaves them.
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        if match.group(0) == "$$":
-            return "$"
-        return env.get(match.group(1), match.group(0))
-
-    return _REF.sub(replace, text)
+def group_members(pgid: int) -> list[tuple[int, int]]:
+    """(pid, parent pid) of every process in process group ``pgid``, from /proc."""
+    members: list[tuple[int, int]] = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            members.append((int(entry.name), int(fields[1])))
+    return members
 
 
 class ProcessRuntime:
-    """Starts and stops one local process per container."""
+    """Starts, watches and stops the processes of containers, keyed by pod uid and container."""
 
     def __init__(self, logs: LogBook) -> None:
         self.logs = logs
-        self._procs: dict[tuple[str, str, str], asyncio.subprocess.Process] = {}
+        self._procs: dict[tuple[str, str], _Process] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped_callbacks: dict[str, list[Callable[[], None]]] = {}
 
+    # -- queries -------------------------------------------------------------------------------
+    def has_processes(self, uid: str) -> bool:
+        """Whether any process of the pod is starting or running."""
+        return any(u == uid for u, _ in self._procs)
+
+    def pids(self, uid: str) -> dict[str, int]:
+        """The host pid (bubblewrap's when sandboxed) of each running container of a pod."""
+        return {
+            name: p.proc.pid
+            for (u, name), p in self._procs.items()
+            if u == uid and p.proc is not None
+        }
+
+    # -- starting ------------------------------------------------------------------------------
     def start(
-        self, key: PodKey, pod: Obj, container: Obj, ip: str, *, on_exit: ExitCallback
+        self, key: PodKey, uid: str, name: str, plan: ProcessPlan, *, on_exit: ExitCallback
     ) -> None:
-        env = container_env(pod, container, ip)
-        argv = [
-            expand(a, env)
-            for a in [*(container.get("command") or []), *(container.get("args") or [])]
-        ]
-        if not argv:
-            return  # no command: nothing to run, the container just "runs"
-        task = asyncio.get_running_loop().create_task(self._run(key, container, env, argv, on_exit))
+        """Start the container's process in the background; ``on_exit`` reports its end."""
+        entry = _Process(key, plan.sandboxed)
+        self._procs[(uid, name)] = entry
+        self._spawn(self._run(uid, name, entry, plan, on_exit))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _run(
-        self,
-        key: PodKey,
-        container: Obj,
-        env: dict[str, str],
-        argv: list[str],
-        on_exit: ExitCallback,
+        self, uid: str, name: str, entry: _Process, plan: ProcessPlan, on_exit: ExitCallback
     ) -> None:
-        workdir = container.get("workingDir")
-        if workdir and os.path.isdir(workdir):
-            await self._exec(key, container["name"], argv, env, workdir, on_exit)
-            return
-        with tempfile.TemporaryDirectory(prefix="kubesim-") as scratch:
-            await self._exec(key, container["name"], argv, env, scratch, on_exit)
-
-    async def _exec(
-        self,
-        key: PodKey,
-        name: str,
-        argv: list[str],
-        env: dict[str, str],
-        cwd: str,
-        on_exit: ExitCallback,
-    ) -> None:
+        log_key = (*entry.key, name)
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=cwd,
-                env=env,
+            entry.proc = await asyncio.create_subprocess_exec(
+                *plan.argv,
+                cwd=plan.cwd,
+                env=dict(plan.env),
+                stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
             )
         except OSError as e:
-            self.logs.append((*key, name), f"kubesim: cannot start {argv[0]}: {e}")
-            on_exit(key, name, 128)
+            self.logs.append(log_key, f"kubesim: cannot start {plan.argv[0]}: {e}")
+            self._finish(uid, name, entry, on_exit, START_FAILED)
             return
-        self._procs[(*key, name)] = proc
+        if entry.stop_grace is not None:  # the pod was stopped while this process started
+            self._spawn(self._stop(entry, entry.stop_grace))
+        reader = asyncio.get_running_loop().create_task(self._read_log(entry.proc, log_key))
+        code = exit_code(await entry.proc.wait())
+        # The main process is gone: so is the container, and every process left in it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(entry.proc.pid, signal.SIGKILL)
+        # A process that left the group may still hold the output open: stop reading then.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reader, timeout=2.0)
+        self._finish(uid, name, entry, on_exit, code)
+
+    async def _read_log(self, proc: asyncio.subprocess.Process, key: tuple[str, str, str]) -> None:
         assert proc.stdout is not None
         async for raw in proc.stdout:
-            self.logs.append((*key, name), raw.decode(errors="replace").rstrip("\n"))
-        code = await proc.wait()
-        # A pod recreated under the same name may already have a new process here.
-        if self._procs.get((*key, name)) is proc:
-            del self._procs[(*key, name)]
-        on_exit(key, name, code)
+            self.logs.append(key, raw.decode(errors="replace").rstrip("\n"))
 
-    def stop_pod(self, key: PodKey, grace: float) -> None:
-        """SIGTERM every process of the pod, SIGKILL after ``grace`` seconds."""
-        for (ns, pod, _), proc in list(self._procs.items()):
-            if (ns, pod) == key:
-                task = asyncio.get_running_loop().create_task(self._stop(proc, grace))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+    def _finish(
+        self, uid: str, name: str, entry: _Process, on_exit: ExitCallback, code: int
+    ) -> None:
+        if self._procs.get((uid, name)) is entry:
+            del self._procs[(uid, name)]
+        entry.done.set()
+        on_exit(entry.key, uid, name, code)
+        if not self.has_processes(uid):
+            for callback in self._stopped_callbacks.pop(uid, []):
+                callback()
 
-    async def _stop(self, proc: asyncio.subprocess.Process, grace: float) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout=max(grace, 0.1))
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+    # -- stopping ------------------------------------------------------------------------------
+    def kill(self, uid: str, name: str) -> None:
+        """SIGKILL one container's processes (an injected OOM kill)."""
+        entry = self._procs.get((uid, name))
+        if entry is not None and entry.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(entry.proc.pid, signal.SIGKILL)
+
+    def stop_pod(self, uid: str, grace: float, *, on_stopped: Callable[[], None]) -> None:
+        """Stop every process of the pod; ``on_stopped`` runs once none is left (maybe at once).
+
+        SIGTERM first, SIGKILL for the whole group after ``grace`` seconds (at once for 0).
+        """
+        entries = [p for (u, _), p in self._procs.items() if u == uid]
+        if not entries:
+            on_stopped()
+            return
+        self._stopped_callbacks.setdefault(uid, []).append(on_stopped)
+        for entry in entries:
+            if entry.stop_grace is not None:
+                continue
+            entry.stop_grace = max(grace, 0.0)
+            if entry.proc is not None:
+                self._spawn(self._stop(entry, entry.stop_grace))
+
+    async def _stop(self, entry: _Process, grace: float) -> None:
+        assert entry.proc is not None
+        if grace > 0:
+            self._terminate(entry)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry.done.wait(), timeout=grace)
+        if not entry.done.is_set():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(entry.proc.pid, signal.SIGKILL)
+
+    @staticmethod
+    def _terminate(entry: _Process) -> None:
+        """SIGTERM the container's processes; under bubblewrap not its helpers, which would
+        take the sandbox down at once instead of letting the command shut down."""
+        assert entry.proc is not None
+        pgid = entry.proc.pid
+        if not entry.sandboxed:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGTERM)
+            return
+        for pid, parent in group_members(pgid):
+            if pid != pgid and parent != pgid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
 
     async def stop_all(self) -> None:
-        for proc in list(self._procs.values()):
-            await self._stop(proc, 1.0)
+        """Kill every process (kubesim is stopping) and wait for them to be reaped."""
+        for entry in list(self._procs.values()):
+            if entry.proc is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(entry.proc.pid, signal.SIGKILL)
+        waits = [e.done.wait() for e in self._procs.values() if e.proc is not None]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waits), timeout=5.0)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def container_env(pod: dict[str, object], container: dict[str, object], ip: str) -> dict[str, str]:
+    """The container's environment without API lookups; prefer ``sandbox.plan_process``."""
+    from ..store import Store
+    from .sandbox import container_env as full_env
+    from .sandbox import resolve_identity
+
+    status = dict(pod.get("status") or {})  # type: ignore[call-overload]
+    status["podIP"] = ip
+    with_ip = {**pod, "status": status}
+    identity = resolve_identity(with_ip, container)
+    return full_env(with_ip, container, Store(history_size=1), identity)

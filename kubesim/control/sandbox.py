@@ -277,6 +277,40 @@ def _user_switch(host: SandboxHost, identity: Identity) -> list[str]:
     ]
 
 
+def start_problem(plan: ProcessPlan, host: SandboxHost) -> str | None:
+    """Why the plan's command cannot be started, worded as containerd does, or None."""
+    if not plan.command:
+        return None
+    command = plan.command[0]
+    if "/" in command:
+        target = _host_view(command, plan, host)
+        if target is not None and os.path.isfile(target) and os.access(target, os.X_OK):
+            return None
+        why = f'exec: "{command}": stat {command}: no such file or directory'
+    else:
+        for entry in plan.env.get("PATH", DEFAULT_PATH).split(":"):
+            target = _host_view(os.path.join(entry or ".", command), plan, host)
+            if target is not None and os.path.isfile(target) and os.access(target, os.X_OK):
+                return None
+        why = f'exec: "{command}": executable file not found in $PATH'
+    return (
+        "failed to create containerd task: failed to create shim task: OCI runtime create "
+        f"failed: runc create failed: unable to start container process: {why}: unknown"
+    )
+
+
+def _host_view(path: str, plan: ProcessPlan, host: SandboxHost) -> str | None:
+    """Where a path the process names is on the host; None when the sandbox does not show it."""
+    if not plan.sandboxed:
+        return os.path.join(plan.cwd, path)
+    path = os.path.normpath(os.path.join(plan.workdir, path))
+    for mount in sorted(plan.mounts, key=lambda m: -len(m.mount_path)):
+        if _under(path, [mount.mount_path]):
+            return str(mount.host_path / os.path.relpath(path, mount.mount_path))
+    visible = [*SYSTEM_PATHS, *host.read_only_paths, *plan.command[1:]]
+    return path if _under(path, visible) else None
+
+
 # -- with bubblewrap -----------------------------------------------------------------------------
 def _namespace_args(hostname: str) -> list[str]:
     return [
