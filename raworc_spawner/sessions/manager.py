@@ -31,7 +31,6 @@ from raworc_spawner.backends.base import Backend
 from raworc_spawner.errors import (
     BackendError,
     InvalidTransition,
-    QuotaExceeded,
     SessionFailed,
 )
 from raworc_spawner.loops import BackgroundTasks
@@ -147,7 +146,6 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         ``persistent_volume_id`` are known); readiness is awaited in the background and reported
         as a transition to ``ready`` (or ``error``).
         """
-        await self._check_quota(principal)
         session = Session(
             id=overrides.session_id or new_session_id(),
             name=request.name,
@@ -165,7 +163,9 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         # The lock is taken before the record exists, so that a delete or pause arriving as
         # soon as the record is visible waits for the backend objects to exist first.
         async with self._runtimes.lock(session.id):
-            session = await self._writer.insert(session, f"session {session.name!r} created")
+            session = await self._writer.insert(
+                session, f"session {session.name!r} created", owner_limit=self._quota(principal)
+            )
             metrics.SESSIONS_CREATED.labels(self._backend.name).inc()
             return await self._start_compute(session, overrides)
 
@@ -363,10 +363,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             await self._writer.fail(session, reason, message)
             raise BackendError(message) from e
 
-    async def _check_quota(self, principal: Principal) -> None:
+    def _quota(self, principal: Principal) -> int | None:
+        """The most sessions the principal may have (None: no limit); checked at insert."""
         limit = self.max_sessions_per_user
-        if limit <= 0 or principal.admin:
-            return
-        items, _ = await self._store.list(owner=principal.name, limit=limit)
-        if len(items) >= limit:
-            raise QuotaExceeded(f"user {principal.name!r} already has {limit} sessions (the limit)")
+        return None if limit <= 0 or principal.admin else limit

@@ -35,7 +35,12 @@ class Store(Protocol):
     async def count_by_state(self) -> dict[SessionState, int]: ...
     async def add_event(self, event: SessionEvent, *, keep: int = 200) -> SessionEvent: ...
     async def insert_and_record(
-        self, session: Session, event: SessionEvent, *, keep: int = 200
+        self,
+        session: Session,
+        event: SessionEvent,
+        *,
+        keep: int = 200,
+        owner_limit: int | None = None,
     ) -> tuple[Session, SessionEvent]: ...
     async def update_and_record(
         self, session: Session, event: SessionEvent, *, keep: int = 200

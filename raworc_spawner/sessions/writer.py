@@ -39,10 +39,14 @@ class SessionWriter:
         self._bus = bus
         self.keep_events = keep_events
 
-    async def insert(self, session: Session, message: str) -> Session:
-        """Record a new session with its ``created`` event."""
+    async def insert(
+        self, session: Session, message: str, *, owner_limit: int | None = None
+    ) -> Session:
+        """Record a new session with its ``created`` event (within ``owner_limit``, if set)."""
         event = SessionEvent(session.id, 0, EventKind.CREATED, message, state=S.INIT)
-        session, stored = await self._store.insert_and_record(session, event, keep=self.keep_events)
+        session, stored = await self._store.insert_and_record(
+            session, event, keep=self.keep_events, owner_limit=owner_limit
+        )
         self._cache.remember(session)
         self._bus.publish(stored)
         return session

@@ -115,15 +115,36 @@ class SessionStore:
             raise errors.Conflict(f"a session with id {session.id} already exists") from e
 
     async def insert_and_record(
-        self, session: Session, event: SessionEvent, *, keep: int = 200
+        self,
+        session: Session,
+        event: SessionEvent,
+        *,
+        keep: int = 200,
+        owner_limit: int | None = None,
     ) -> tuple[Session, SessionEvent]:
-        """:meth:`insert` and :meth:`add_event` in one transaction (one write, not two)."""
+        """:meth:`insert` and :meth:`add_event` in one transaction (one write, not two).
+
+        With ``owner_limit``, the insert happens only if the owner has fewer sessions than that,
+        checked in the same transaction (serialized per owner on PostgreSQL, by the single
+        writer on SQLite), so concurrent creates cannot overshoot the quota; otherwise
+        :class:`~raworc_spawner.errors.QuotaExceeded`.
+        """
         try:
             async with self._write() as conn:
+                if owner_limit is not None:
+                    await self._check_owner_limit(conn, session.owner, owner_limit)
                 stored = await self._insert_in(conn, session)
                 return stored, await self._add_event_in(conn, event, keep)
         except IntegrityError as e:
             raise errors.Conflict(f"a session with id {session.id} already exists") from e
+
+    async def _check_owner_limit(self, conn: AsyncConnection, owner: str, limit: int) -> None:
+        if not self._is_sqlite:  # one quota check at a time per owner, across processes
+            key = sa.func.hashtext(sa.literal(f"raworc-quota:{owner}"))
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        count = sa.select(sa.func.count()).select_from(sessions_table).where(_S.owner == owner)
+        if (await conn.execute(count)).scalar_one() >= limit:
+            raise errors.QuotaExceeded(f"user {owner!r} already has {limit} sessions (the limit)")
 
     async def _insert_in(self, conn: AsyncConnection, session: Session) -> Session:
         values = session_values(session) | {"version": 1}

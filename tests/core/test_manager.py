@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from raworc_spawner.backends.local import LocalBackend
-from raworc_spawner.errors import InvalidTransition, SessionNotFound
+from raworc_spawner.errors import InvalidTransition, QuotaExceeded, SessionNotFound
 from raworc_spawner.sessions.manager import SYSTEM, SessionManager
 from raworc_spawner.sessions.model import Principal, SessionState
 from raworc_spawner.sessions.requests import parse_create
@@ -231,3 +231,20 @@ async def test_reads_come_from_the_cache_only_when_it_is_on(
     local_manager.cache_sessions = False
     assert (await local_manager.get(ALICE, session.id)).name == "renamed elsewhere"
     await local_manager.delete(ALICE, session.id)
+
+
+@pytest.mark.asyncio
+async def test_max_sessions_per_user_holds_under_20_concurrent_creates(
+    local_manager: SessionManager,
+) -> None:
+    local_manager.max_sessions_per_user = 3
+    results = await asyncio.gather(
+        *(local_manager.create(ALICE, parse_create({"name": f"q{i}"})) for i in range(20)),
+        return_exceptions=True,
+    )
+    created = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, QuotaExceeded)]
+    assert (len(created), len(refused)) == (3, 17)
+    assert len((await local_manager.list(ALICE, limit=100)).items) == 3
+    for session in created:
+        await local_manager.delete(ALICE, session.id)

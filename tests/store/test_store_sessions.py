@@ -231,3 +231,26 @@ async def test_a_store_that_is_not_open_says_so(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="open"):
         await store.get("x")
+
+
+@pytest.mark.asyncio
+async def test_an_owner_limit_holds_under_20_concurrent_inserts(
+    store: SessionStore, make_session: MakeSession
+) -> None:
+    from raworc_spawner.sessions.model import EventKind, SessionEvent
+
+    async def insert() -> bool:
+        session = make_session(owner="carol")
+        event = SessionEvent(session.id, 0, EventKind.CREATED, "created")
+        try:
+            await store.insert_and_record(session, event, owner_limit=3)
+        except errors.QuotaExceeded as e:
+            assert "'carol' already has 3 sessions" in e.message
+            return False
+        return True
+
+    results = await asyncio.gather(*(insert() for _ in range(20)))
+    assert results.count(True) == 3
+    assert results.count(False) == 17
+    items, _ = await store.list(owner="carol", limit=100)
+    assert len(items) == 3
