@@ -3,6 +3,10 @@
 A backend owns two things per session: a *workspace* that persists (a PVC, or a directory) and
 *compute* that comes and goes (a pod, or a local process). It knows nothing of HTTP or SQL; the
 session manager drives it and listens to the :class:`BackendEvent` stream it emits.
+
+The values a backend answers with are typed: :class:`Placement` (ids and address),
+:class:`~raworc_spawner.backends.status.BackendStatus` (what the status endpoint shows),
+:class:`Profile` (a preset sessions may choose), :class:`Inventory` (what exists).
 """
 
 from __future__ import annotations
@@ -10,7 +14,23 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, TypedDict, runtime_checkable
+
+from raworc_spawner.backends.status import BackendStatus, ComputeState
+
+__all__ = [
+    "Backend",
+    "BackendEvent",
+    "BackendEventKind",
+    "BackendStatus",
+    "ComputeState",
+    "EventSink",
+    "Inventory",
+    "Placement",
+    "Profile",
+    "ProfileResources",
+    "SessionSpec",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,31 +74,68 @@ class Placement:
     port: int | None = None
 
 
-class ComputeState(enum.StrEnum):
-    """What the backend currently knows about a session's compute."""
+class BackendEventKind(enum.StrEnum):
+    """What a :class:`BackendEvent` reports.
 
-    ABSENT = "absent"
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    FAILED = "failed"
+    A failure *before* ready is not an event: :meth:`Backend.wait_ready` raises it
+    (``SessionFailed`` with the reason), so the one waiting for the session hears it once.
+    """
+
+    #: A step towards ready: the workspace claimed or bound, the pod created, the image
+    #: pulled, the process started. Informational.
+    PROGRESS = "progress"
+    #: Something worth a look that does not fail the session by itself (a Kubernetes
+    #: ``Warning`` event: a failed probe, a scheduling retry, a slow pull).
+    WARNING = "warning"
+    #: Running compute went away by itself: the local process exited, or the pod's session
+    #: container terminated or failed (OOMKilled, CrashLoopBackOff, phase Failed).
+    EXITED = "exited"
+    #: Running compute vanished from outside, with nothing wrong inside: the pod was deleted
+    #: by someone else (kubectl, a node drain) or evicted.
+    LOST = "lost"
 
 
 @dataclass(frozen=True, slots=True)
 class BackendEvent:
-    """Something the backend observed about a session.
+    """Something the backend observed about a session (see :class:`BackendEventKind`).
 
-    ``kind`` is ``progress`` (a step towards ready), ``warning``, ``failed`` (fatal: the session
-    cannot become ready without a change) or ``exited`` (running compute went away by itself).
+    ``reason`` is a short CamelCase cause (``PodDeleted``, ``ProcessExited``, a Kubernetes
+    event's reason); ``message`` says it in words.
     """
 
     session_id: str
-    kind: str
+    kind: BackendEventKind
     message: str
     reason: str | None = None
 
 
 EventSink = Callable[[BackendEvent], None]
+
+
+class ProfileResources(TypedDict):
+    """A profile's effective resources: Kubernetes quantities (empty: not set), GPUs as a count."""
+
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+    gpu_limit: int
+
+
+class Profile(TypedDict):
+    """A named preset a session may choose, with the values it takes effect with (JSON-ready).
+
+    A dict with these keys, so that pages, forms and the API use it as they do any JSON.
+    """
+
+    name: str
+    description: str
+    default: bool  # used when a session names no profile
+    image: str
+    image_pull_policy: str
+    resources: ProfileResources
+    storage_size: str
+    storage_class: str  # empty: the cluster's default class
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +158,8 @@ class Backend(Protocol):
     async def close(self) -> None:
         """Stop background work; leaves sessions' compute running."""
 
-    def profiles(self) -> Mapping[str, Mapping[str, Any]]:
-        """The named presets sessions may choose from (name → description and settings)."""
+    def profiles(self) -> Mapping[str, Profile]:
+        """The named presets sessions may choose from, by name (sorted); empty when none."""
 
     def validate(self, spec: SessionSpec) -> None:
         """Raise :class:`~raworc_spawner.errors.ValidationError` if ``spec`` cannot be run."""
@@ -128,8 +185,11 @@ class Backend(Protocol):
     def address(self, session_id: str) -> str | None:
         """The IP address the running compute listens on (None when not running); no I/O."""
 
-    async def status(self, session_id: str) -> dict[str, Any]:
-        """A JSON-ready description of the session's compute and workspace."""
+    async def status(self, session_id: str) -> BackendStatus:
+        """The session's compute and workspace as the backend sees them now.
+
+        ``to_dict()`` of the answer is the JSON the status endpoint shows.
+        """
 
     def logs(self, session_id: str, *, tail: int | None, follow: bool) -> AsyncIterator[str]:
         """The compute's output, line by line; with ``follow`` it keeps streaming."""

@@ -17,7 +17,6 @@ and are not applied on systems without ``resource``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
@@ -26,7 +25,6 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,18 +33,25 @@ from traitlets.config import LoggingConfigurable
 
 from raworc_spawner.backends.base import (
     BackendEvent,
+    BackendEventKind,
     ComputeState,
     EventSink,
     Inventory,
     Placement,
+    Profile,
     SessionSpec,
 )
+from raworc_spawner.backends.localfiles import read_from, read_tail, write_atomic
 from raworc_spawner.backends.procs import (
     ProcessWatcher,
+    SessionProcess,
+    address_space_limit,
     process_start_time,
     signal_group,
 )
+from raworc_spawner.backends.status import LocalStatus, ProcessStatus, WorkspaceStatus
 from raworc_spawner.errors import InvalidConfig, SessionFailed, ValidationError
+from raworc_spawner.loops import Backoff
 from raworc_spawner.quantity import QUANTITY_HELP, QuantityError, parse_quantity
 
 KEEPALIVE = [
@@ -56,19 +61,6 @@ KEEPALIVE = [
     "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
     "while True: time.sleep(3600)\n",
 ]
-
-
-@dataclass
-class _Proc:
-    """A running (or re-adopted) session process."""
-
-    pid: int
-    start_time: int
-    container_id: str
-    port: int | None
-    host: str
-    watcher: ProcessWatcher
-    stopping: bool = False
 
 
 class LocalBackend(LoggingConfigurable):
@@ -142,7 +134,7 @@ class LocalBackend(LoggingConfigurable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._procs: dict[str, _Proc] = {}
+        self._procs: dict[str, SessionProcess] = {}
         self._failures: dict[str, SessionFailed] = {}
         self._ready_waiters: dict[str, asyncio.Event] = {}
         self._sink: EventSink = lambda event: None
@@ -184,7 +176,7 @@ class LocalBackend(LoggingConfigurable):
             proc.watcher.close()
         self._procs.clear()
 
-    def profiles(self) -> Mapping[str, Mapping[str, Any]]:
+    def profiles(self) -> Mapping[str, Profile]:
         """The local backend has no profiles."""
         return {}
 
@@ -206,19 +198,32 @@ class LocalBackend(LoggingConfigurable):
         return self._placement(spec.session_id, proc, volume_id)
 
     async def wait_ready(self, session_id: str, *, timeout: float) -> Placement:
-        """Wait until the process has stayed up for ``ready_after_seconds``."""
+        """Wait until the process has stayed up for ``ready_after_seconds``.
+
+        A process that exits sooner fails at once (``SessionFailed`` with its exit status);
+        one being stopped meanwhile is waited for until it is replaced or gone.
+        """
         async with asyncio.timeout(timeout):
-            await asyncio.sleep(self.ready_after_seconds)
-            while True:
-                failure = self._failures.get(session_id)
-                if failure is not None:
-                    raise failure
-                proc = self._procs.get(session_id)
-                if proc is not None and not proc.stopping:
-                    return self._placement(session_id, proc, self._volume_id(session_id))
-                if proc is None:
-                    raise SessionFailed("ProcessMissing", "the session process is not running")
-                await asyncio.sleep(0.05)
+            proc = self._procs.get(session_id)
+            if proc is not None and not proc.stopping:
+                await proc.watcher.wait(self.ready_after_seconds)  # returns early on exit
+            return await self._settled(session_id)
+
+    async def _settled(self, session_id: str) -> Placement:
+        """The placement of a running process; raise if it failed or is gone."""
+        # Only a stop in progress (pause racing a start) is polled: it ends within
+        # stop_grace_seconds, and the replacement process is not announced otherwise.
+        backoff = Backoff(initial=0.01, maximum=0.1, jitter=0.0)
+        while True:
+            failure = self._failures.get(session_id)
+            if failure is not None:
+                raise failure
+            proc = self._procs.get(session_id)
+            if proc is None:
+                raise SessionFailed("ProcessMissing", "the session process is not running")
+            if not proc.stopping:
+                return self._placement(session_id, proc, self._volume_id(session_id))
+            await asyncio.sleep(backoff.next())
 
     async def pause(self, session_id: str) -> None:
         """Stop the process (SIGTERM, grace, SIGKILL) and keep the workspace."""
@@ -250,48 +255,64 @@ class LocalBackend(LoggingConfigurable):
         proc = self._procs.get(session_id)
         return proc.host if proc is not None and not proc.stopping else None
 
-    async def status(self, session_id: str) -> dict[str, Any]:
+    async def status(self, session_id: str) -> LocalStatus:
         """The process and the workspace as the OS sees them."""
         proc = self._procs.get(session_id)
         workspace = self.workspace(session_id)
         failure = self._failures.get(session_id)
-        return {
-            "backend": self.name,
-            "compute": {
-                "state": self.compute_state(session_id).value,
-                "pid": proc.pid if proc else None,
-                "container_id": proc.container_id if proc else None,
-                "port": proc.port if proc else None,
-                "host": proc.host if proc else None,
-                "reason": failure.reason if failure else None,
-                "message": failure.detail if failure else None,
-            },
-            "workspace": {
-                "path": str(workspace),
-                "exists": workspace.is_dir(),
-                "persistent_volume_id": self._volume_id(session_id),
-            },
-        }
+        return LocalStatus(
+            backend=self.name,
+            compute=ProcessStatus(
+                state=self.compute_state(session_id),
+                reason=failure.reason if failure else None,
+                message=failure.detail if failure else None,
+                pid=proc.pid if proc else None,
+                container_id=proc.container_id if proc else None,
+                port=proc.port if proc else None,
+                host=proc.host if proc else None,
+            ),
+            workspace=WorkspaceStatus(
+                path=str(workspace),
+                exists=workspace.is_dir(),
+                persistent_volume_id=self._volume_id(session_id),
+            ),
+        )
+
+    def process_id(self, session_id: str) -> int | None:
+        """The pid of the session's process while this server watches one; None otherwise.
+
+        Read-only, no I/O. A process being stopped still counts until it has exited.
+        """
+        proc = self._procs.get(session_id)
+        return proc.pid if proc is not None else None
+
+    def process_ids(self) -> dict[str, int]:
+        """Session id → pid of every session process this server watches (a new dict)."""
+        return {session_id: proc.pid for session_id, proc in self._procs.items()}
 
     async def logs(
         self, session_id: str, *, tail: int | None = None, follow: bool = False
     ) -> AsyncIterator[str]:
         """Lines of the session's log file; with ``follow`` keep reading while it runs."""
         path = self.log_file(session_id)
-        lines = await asyncio.to_thread(_read_tail, path, tail)
+        lines = await asyncio.to_thread(read_tail, path, tail)
         for line in lines:
             yield line
         if not follow:
             return
         offset = path.stat().st_size if path.exists() else 0
+        # A file has no change notification here: poll it, more slowly while it is quiet.
+        backoff = Backoff(initial=0.05, maximum=0.25, jitter=0.0)
         while True:
-            chunk, offset = await asyncio.to_thread(_read_from, path, offset)
+            chunk, offset = await asyncio.to_thread(read_from, path, offset)
             for line in chunk:
                 yield line
-            if not chunk:
-                if session_id not in self._procs:
-                    return
-                await asyncio.sleep(0.25)
+            if chunk:
+                backoff.reset()
+                continue
+            if session_id not in self._procs:
+                return
+            await asyncio.sleep(backoff.next())
 
     async def inventory(self) -> Inventory:
         """Sessions with a process, and sessions with a workspace directory."""
@@ -318,7 +339,7 @@ class LocalBackend(LoggingConfigurable):
         volume_id = self._volume_id(session_id)
         if volume_id is None:
             volume_id = f"pvc-{uuid.uuid4()}"
-            _write_atomic(self._volume_file(session_id), volume_id)
+            write_atomic(self._volume_file(session_id), volume_id)
         return volume_id
 
     def _volume_id(self, session_id: str) -> str | None:
@@ -327,7 +348,7 @@ class LocalBackend(LoggingConfigurable):
         except FileNotFoundError:
             return None
 
-    def _placement(self, session_id: str, proc: _Proc, volume_id: str | None) -> Placement:
+    def _placement(self, session_id: str, proc: SessionProcess, volume_id: str | None) -> Placement:
         return Placement(
             container_id=proc.container_id,
             persistent_volume_id=volume_id,
@@ -358,7 +379,7 @@ class LocalBackend(LoggingConfigurable):
         env.update(spec.session_env())
         return env
 
-    async def _spawn(self, spec: SessionSpec) -> _Proc:
+    async def _spawn(self, spec: SessionSpec) -> SessionProcess:
         sid = spec.session_id
         self._failures.pop(sid, None)
         command = list(spec.command or self.command)
@@ -376,11 +397,11 @@ class LocalBackend(LoggingConfigurable):
                     stdout=log,
                     stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=_rlimit_setter(limit) if limit else None,
+                    preexec_fn=address_space_limit(limit) if limit else None,
                 )
             except OSError as e:
                 raise SessionFailed("StartError", f"cannot run {command[0]!r}: {e}") from e
-        proc = _Proc(
+        proc = SessionProcess(
             pid=child.pid,
             start_time=process_start_time(child.pid) or 0,
             container_id=str(uuid.uuid4()),
@@ -390,7 +411,8 @@ class LocalBackend(LoggingConfigurable):
         )
         self._procs[sid] = proc
         self._save_state(sid, proc)
-        self._sink(BackendEvent(sid, "progress", f"process {child.pid} started", "Started"))
+        started = f"process {child.pid} started"
+        self._sink(BackendEvent(sid, BackendEventKind.PROGRESS, started, "Started"))
         return proc
 
     def _adopt(self, session_id: str) -> None:
@@ -404,7 +426,7 @@ class LocalBackend(LoggingConfigurable):
             self._state_file(session_id).unlink(missing_ok=True)
             return
         watcher = ProcessWatcher.for_pid(pid, lambda code: self._on_exit(session_id, code))
-        self._procs[session_id] = _Proc(
+        self._procs[session_id] = SessionProcess(
             pid=pid,
             start_time=start_time,
             container_id=str(state.get("container_id") or uuid.uuid4()),
@@ -414,7 +436,7 @@ class LocalBackend(LoggingConfigurable):
         )
         self.log.info("re-adopted process %d of session %s", pid, session_id)
 
-    def _save_state(self, session_id: str, proc: _Proc) -> None:
+    def _save_state(self, session_id: str, proc: SessionProcess) -> None:
         state = {
             "pid": proc.pid,
             "start_time": proc.start_time,
@@ -422,21 +444,21 @@ class LocalBackend(LoggingConfigurable):
             "port": proc.port,
             "host": proc.host,
         }
-        _write_atomic(self._state_file(session_id), json.dumps(state))
+        write_atomic(self._state_file(session_id), json.dumps(state))
 
     def _on_exit(self, session_id: str, code: int | None) -> None:
         proc = self._procs.pop(session_id, None)
         self._state_file(session_id).unlink(missing_ok=True)
         if proc is None or proc.stopping:
             return
-        tail = "".join(_read_tail(self.log_file(session_id), self.log_tail_lines)).strip()
+        tail = "".join(read_tail(self.log_file(session_id), self.log_tail_lines)).strip()
         status = f"exit status {code}" if code is not None else "an unknown exit status"
         message = f"the session process exited with {status}"
         if tail:
             message += f"; last output:\n{tail}"
         failure = SessionFailed("ProcessExited", message)
         self._failures[session_id] = failure
-        self._sink(BackendEvent(session_id, "exited", message, "ProcessExited"))
+        self._sink(BackendEvent(session_id, BackendEventKind.EXITED, message, "ProcessExited"))
 
     async def _stop(self, session_id: str) -> None:
         if session_id not in self._procs:
@@ -456,39 +478,3 @@ class LocalBackend(LoggingConfigurable):
         proc.watcher.close()
         self._procs.pop(session_id, None)
         self._state_file(session_id).unlink(missing_ok=True)
-
-
-def _rlimit_setter(limit: int) -> Any:
-    def apply() -> None:
-        with contextlib.suppress(ImportError, ValueError, OSError):
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return apply
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _read_tail(path: Path, tail: int | None) -> list[str]:
-    try:
-        with path.open("r", errors="replace") as f:
-            lines = f.readlines()
-    except FileNotFoundError:
-        return []
-    return lines[-tail:] if tail else lines
-
-
-def _read_from(path: Path, offset: int) -> tuple[list[str], int]:
-    try:
-        with path.open("r", errors="replace") as f:
-            f.seek(offset)
-            data = f.read()
-            return data.splitlines(keepends=True), f.tell()
-    except FileNotFoundError:
-        return [], offset

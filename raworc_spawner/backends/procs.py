@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ExitCallback = Callable[[int | None], None]
@@ -103,3 +104,28 @@ class ProcessWatcher:
     def _finish(self, code: int | None) -> None:
         self._done.set()
         self._on_exit(code)
+
+
+@dataclass
+class SessionProcess:
+    """A running (or re-adopted) session process."""
+
+    pid: int
+    start_time: int
+    container_id: str
+    port: int | None
+    host: str
+    watcher: ProcessWatcher
+    stopping: bool = False
+
+
+def address_space_limit(limit: int) -> Callable[[], None]:
+    """A ``preexec_fn`` capping the child's address space at ``limit`` bytes (best effort)."""
+
+    def apply() -> None:
+        with contextlib.suppress(ImportError, ValueError, OSError):
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply

@@ -17,6 +17,7 @@ import pytest_asyncio
 from traitlets.config import Config
 
 from raworc_spawner.app import RaworcApp
+from raworc_spawner.backends.local import LocalBackend
 from raworc_spawner.sessions.manager import SYSTEM
 
 ADMIN_TOKEN = "admintok"
@@ -57,9 +58,16 @@ class Server:
         """Where the local backend keeps a session's workspace."""
         return self.data_dir / "workspaces" / session_id
 
+    @property
+    def backend(self) -> LocalBackend:
+        """The server's compute backend (always the local one here)."""
+        backend = self.app.core.backend
+        assert isinstance(backend, LocalBackend)
+        return backend
+
     def session_pids(self) -> list[int]:
         """Pids of every session process the backend knows of."""
-        return [proc.pid for proc in self.app.manager.backend._procs.values()]  # type: ignore[attr-defined]
+        return list(self.backend.process_ids().values())
 
 
 def make_config(tmp_path: Path) -> Config:

@@ -34,7 +34,7 @@ async def wait_until_listed(client: httpx.AsyncClient, name: str) -> str:
 
 
 def assert_nothing_left(server: Server, session_id: str) -> None:
-    assert session_id not in server.app.manager.backend._procs  # type: ignore[attr-defined]
+    assert server.backend.process_id(session_id) is None
     assert not server.workspace(session_id).exists()
 
 

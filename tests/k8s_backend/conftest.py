@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from traitlets.config import Config
 
@@ -15,6 +16,7 @@ from raworc_spawner.sessions.manager import SessionManager
 from raworc_spawner.store import SessionStore
 
 ManagerFactory = Callable[..., Any]
+BackendOf = Callable[[SessionManager], KubernetesBackend]
 
 
 def backend_config(sim: KubeSim, **settings: Any) -> Config:
@@ -34,9 +36,24 @@ def backend_config(sim: KubeSim, **settings: Any) -> Config:
     return config
 
 
+@pytest.fixture
+def backends() -> dict[SessionManager, KubernetesBackend]:
+    """The backend each manager of the test was built with."""
+    return {}
+
+
+@pytest.fixture
+def backend_of(backends: dict[SessionManager, KubernetesBackend]) -> BackendOf:
+    """The Kubernetes backend a manager built by ``make_manager`` drives."""
+    return backends.__getitem__
+
+
 @pytest_asyncio.fixture
 async def make_manager(
-    kubesim: KubeSim, tmp_path: Path, no_leaked_tasks: None
+    kubesim: KubeSim,
+    tmp_path: Path,
+    no_leaked_tasks: None,
+    backends: dict[SessionManager, KubernetesBackend],
 ) -> AsyncIterator[ManagerFactory]:
     """Build (and afterwards close) managers on one store against the running kubesim."""
     opened: list[tuple[SessionManager, SessionStore]] = []
@@ -47,6 +64,7 @@ async def make_manager(
         config = backend_config(kubesim, **settings)
         backend = KubernetesBackend(config=config)
         manager = SessionManager(store=store, backend=backend, config=config)
+        backends[manager] = backend
         await manager.start()
         opened.append((manager, store))
         return manager

@@ -11,7 +11,7 @@ from kubesim import KubeSim
 from raworc_spawner.sessions.manager import SessionManager
 from raworc_spawner.sessions.model import Principal, Session
 from raworc_spawner.sessions.requests import parse_create
-from tests.k8s_backend.conftest import ManagerFactory
+from tests.k8s_backend.conftest import BackendOf, ManagerFactory
 
 ALICE = Principal("alice")
 NS = "raworc-sessions"
@@ -201,11 +201,11 @@ async def test_creates_and_deletes_succeed_under_injected_faults(
 
 @pytest.mark.asyncio
 async def test_the_caches_recover_from_compaction_with_one_relist(
-    kubesim: KubeSim, k8s_manager: SessionManager
+    kubesim: KubeSim, k8s_manager: SessionManager, backend_of: BackendOf
 ) -> None:
-    backend = k8s_manager.backend
+    backend = backend_of(k8s_manager)
     kubesim.faults.compact()
     kubesim.faults.restart()
     session = await k8s_manager.create(ALICE, parse_create({"name": "after-410"}))
     await wait_state(k8s_manager, session.id, "ready")
-    assert backend.pods.stats.relists_after_gone >= 1  # type: ignore[attr-defined]
+    assert backend.pods.stats.relists_after_gone >= 1

@@ -62,7 +62,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class ConnectionOptions:
-    """Explicit connection settings; empty values mean "detect"."""
+    """Explicit connection settings (``KubernetesBackend.api_url``…); empty values mean "detect"."""
 
     api_url: str = ""
     token: str = ""
@@ -370,8 +370,8 @@ async def load_configuration(options: ConnectionOptions) -> tuple[k8s.Configurat
     else:
         tried.append(f"kubeconfig {path}: no such file")
     raise InvalidConfig(
-        "KubernetesConnection",
-        "(none found)",
+        "KubernetesBackend.api_url",
+        options.api_url,
         "a way to reach the API server; tried " + "; ".join(tried),
     )
 
@@ -384,7 +384,7 @@ def _explicit(options: ConnectionOptions) -> k8s.Configuration:
             token = Path(options.token_file).read_text().strip()
         except OSError as e:
             raise InvalidConfig(
-                "KubernetesConnection.token_file", options.token_file, f"a readable file ({e})"
+                "KubernetesBackend.api_token_file", options.token_file, f"a readable file ({e})"
             ) from e
     if token:
         configuration.api_key = {"BearerToken": f"Bearer {token}"}

@@ -3,7 +3,8 @@
 LIST once, then WATCH from the last ``resourceVersion`` with bookmarks, resuming after every
 disconnect or server-side timeout without listing again. Only ``410 Gone`` (the version fell out
 of the server's window) causes a re-LIST, after which the cache is diffed so listeners still see
-every change as ADDED/MODIFIED/DELETED. Reconnects back off exponentially.
+every change as ADDED/MODIFIED/DELETED. Reconnects back off exponentially (doubling, with
+jitter, :class:`~raworc_spawner.loops.Backoff`); a watch that delivered events resets it.
 
 Waiters never ask the API server anything: they read the cache or listen for changes.
 """
@@ -13,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from raworc_spawner.backends.kubernetes.apierrors import APIError, APIGone, APIUnreachable
 from raworc_spawner.backends.kubernetes.client import KubeClient
+from raworc_spawner.loops import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,11 @@ class Informer:
     ``keep`` decides which objects are cached and dispatched (others are dropped at once, so an
     event flood about unrelated objects costs no memory). With ``cache=False`` the initial LIST
     asks for one item only, to learn the current ``resourceVersion``: history is not replayed.
+    The cache is empty until :meth:`start` is given a client and has listed.
     """
 
     def __init__(
         self,
-        client: KubeClient,
         resource: str,
         namespace: str,
         *,
@@ -59,14 +60,14 @@ class Informer:
         watch_timeout_seconds: int = 300,
         backoff_max_seconds: float = 10.0,
     ) -> None:
-        self.client = client
+        self.client: KubeClient | None = None
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
         self.keep = keep
         self.cache = cache
         self.watch_timeout_seconds = watch_timeout_seconds
-        self.backoff_max_seconds = backoff_max_seconds
+        self._backoff = Backoff(initial=0.1, maximum=backoff_max_seconds, jitter=0.2)
         self.objects: dict[str, Obj] = {}
         self.resource_version = ""
         self.stats = InformerStats()
@@ -82,31 +83,39 @@ class Informer:
         """The cached object called ``name``, if any."""
         return self.objects.get(name)
 
-    async def start(self) -> None:
-        """LIST, start watching in the background, and return once the cache is filled."""
+    async def start(self, client: KubeClient) -> None:
+        """LIST through ``client``, start watching in the background; return once filled."""
+        self.client = client
         await self._list()
         self._task = asyncio.create_task(self._run(), name=f"informer-{self.resource}")
 
     async def close(self) -> None:
         """Stop watching."""
-        if self._task is not None:
-            self._task.cancel()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
 
     @property
     def synced(self) -> bool:
         """Whether the initial LIST has completed."""
         return self._synced.is_set()
 
+    def _client(self) -> KubeClient:
+        if self.client is None:
+            raise RuntimeError(f"informer {self.resource}: start() it with a client first")
+        return self.client
+
     async def _list(self) -> None:
         self.stats.lists += 1
+        client = self._client()
         if self.cache:
-            items, version = await self.client.list_all(
+            items, version = await client.list_all(
                 self.resource, self.namespace, label_selector=self.label_selector
             )
         else:
-            page = await self.client.list_page(
+            page = await client.list_page(
                 self.resource, self.namespace, label_selector=self.label_selector, limit=1
             )
             items, version = [], str(page["metadata"].get("resourceVersion", ""))
@@ -130,29 +139,29 @@ class Informer:
                 self._dispatch("MODIFIED", obj)
 
     async def _run(self) -> None:
-        delay = 0.0
         while True:
-            if delay:
-                await asyncio.sleep(delay)
+            seen = self.stats.events
             try:
                 if not self.resource_version:
                     self.stats.relists_after_gone += 1
                     await self._list()
                 await self._watch_once()
-                delay = 0.0
+                self._backoff.reset()
             except APIGone:
                 log.info("%s watch expired (410); listing again", self.resource)
                 self.resource_version = ""
-                delay = 0.0
+                self._backoff.reset()
             except (APIError, APIUnreachable) as e:
                 self.stats.reconnects += 1
-                delay = min(self.backoff_max_seconds, max(0.1, delay * 2))
-                delay = random.uniform(delay / 2, delay)
+                if self.stats.events > seen:  # it was connected: this is a fresh failure
+                    self._backoff.reset()
+                delay = self._backoff.next()
                 log.warning("%s watch failed (%s); reconnecting in %.2fs", self.resource, e, delay)
+                await asyncio.sleep(delay)
 
     async def _watch_once(self) -> None:
         self.stats.watches += 1
-        events = self.client.watch(
+        events = self._client().watch(
             self.resource,
             self.namespace,
             resource_version=self.resource_version,

@@ -22,10 +22,10 @@ from typing import Any
 import jinja2
 import yaml
 
-from raworc_spawner.backends.base import SessionSpec
+from raworc_spawner.backends.base import Profile, SessionSpec
 from raworc_spawner.backends.kubernetes import naming
 from raworc_spawner.backends.kubernetes.profiles import deep_merge, resources_block
-from raworc_spawner.backends.kubernetes.settings import MAIN_CONTAINER, KubernetesSettings
+from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
 from raworc_spawner.errors import InvalidConfig, RaworcError
 
 __all__ = ["ManifestError", "ManifestRenderer", "deep_merge", "to_yaml_json"]
@@ -67,14 +67,14 @@ def to_yaml_json(value: Any) -> str:
 class ManifestRenderer:
     """Render a session's manifests from :class:`KubernetesSettings`.
 
-    Construction runs the settings' cross-field checks and renders every template once with a
-    sample session, so a broken template fails at start-up. Each ``render_*`` returns a new dict
-    ready for the API; ``render_pod`` and ``render_pvc`` validate the spec first and raise
-    :class:`~raworc_spawner.errors.ValidationError` for a bad one.
+    The settings checked themselves when they were constructed; construction here renders every
+    template once with a sample session, so a broken template fails at start-up. Each
+    ``render_*`` returns a new dict ready for the API; ``render_pod`` and ``render_pvc``
+    validate the spec first and raise :class:`~raworc_spawner.errors.ValidationError` for a
+    bad one.
     """
 
     def __init__(self, settings: KubernetesSettings) -> None:
-        settings.check()
         self.settings = settings
         self.environment = _environment(settings.template_dir)
         self.check_templates()
@@ -121,7 +121,7 @@ class ManifestRenderer:
             manifests.append(self.render_network_policy())
         return manifests
 
-    def profile_catalog(self) -> dict[str, dict[str, Any]]:
+    def profile_catalog(self) -> dict[str, Profile]:
         """Profile name → description and effective values (see KubernetesSettings)."""
         return self.settings.profile_catalog()
 
@@ -225,11 +225,11 @@ class ManifestRenderer:
         pod["spec"] = deep_merge(pod["spec"], values["extra_pod_config"])
         containers = pod["spec"].get("containers") or []
         for i, container in enumerate(containers):
-            if isinstance(container, dict) and container.get("name") == MAIN_CONTAINER:
+            if isinstance(container, dict) and container.get("name") == naming.MAIN_CONTAINER:
                 containers[i] = deep_merge(container, values["extra_container_config"])
                 return pod
         raise ManifestError(
-            self._filename(POD_TEMPLATE), f"has no container named {MAIN_CONTAINER!r}"
+            self._filename(POD_TEMPLATE), f"has no container named {naming.MAIN_CONTAINER!r}"
         )
 
     # -- rendering --------------------------------------------------------------------------------

@@ -35,6 +35,16 @@ CLONED_FROM_ANNOTATION = "raworc.dev/cloned-from"
 
 NETWORK_POLICY_NAME = "session-pods-isolation"
 
+POD_PREFIX = "session-"
+PVC_PREFIX = "session-pvc-"
+
+#: The pod's session container, its volumes and where they are mounted (the templates use them).
+MAIN_CONTAINER = "session"
+WORKSPACE_VOLUME = "workspace"
+TMP_VOLUME = "tmp"
+WORKSPACE_PATH = "/workspace"
+TMP_PATH = "/tmp"
+
 LABEL_VALUE_MAX = 63
 _LABEL_VALUE_RE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
 _NOT_ALLOWED_RE = re.compile(r"[^-A-Za-z0-9_.]+")
@@ -46,12 +56,12 @@ _HASH_LEN = 8
 
 def pod_name(session_id: str) -> str:
     """The name of a session's pod: ``session-{id}``."""
-    return _object_name(f"session-{session_id}")
+    return _object_name(f"{POD_PREFIX}{session_id}")
 
 
 def pvc_name(session_id: str) -> str:
     """The name of a session's workspace claim: ``session-pvc-{id}``."""
-    return _object_name(f"session-pvc-{session_id}")
+    return _object_name(f"{PVC_PREFIX}{session_id}")
 
 
 def is_label_value(text: str) -> bool:
@@ -108,6 +118,20 @@ def session_id_of(metadata: Any) -> str | None:
         return None
     session_id = labels.get(SESSION_ID_LABEL)
     return str(session_id) if session_id else None
+
+
+def session_id_of_name(name: str) -> str | None:
+    """The session id in a pod or PVC name (``session-{id}``, ``session-pvc-{id}``), else None.
+
+    For objects known only by name, such as the ``involvedObject`` of an Event.
+
+    >>> session_id_of_name("session-pvc-abc"), session_id_of_name("session-abc")
+    ('abc', 'abc')
+    """
+    for prefix in (PVC_PREFIX, POD_PREFIX):
+        if name.startswith(prefix):
+            return name[len(prefix) :] or None
+    return None
 
 
 def _object_name(name: str) -> str:

@@ -8,7 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from raworc_spawner.backends.base import ComputeState
+from raworc_spawner.backends.base import Placement
+from raworc_spawner.backends.kubernetes.naming import session_id_of_name
+from raworc_spawner.backends.status import (
+    ClaimStatus,
+    ComputeState,
+    ContainerStatus,
+    KubernetesEvent,
+    PodCondition,
+    PodStatus,
+)
 
 Obj = dict[str, Any]
 
@@ -120,62 +129,93 @@ def event_failure(event: Obj) -> Failure | None:
     return None
 
 
-def pvc_summary(pvc: Obj | None) -> dict[str, Any] | None:
+def pvc_summary(pvc: Obj | None) -> ClaimStatus | None:
     """The workspace PVC as the status endpoint shows it."""
     if pvc is None:
         return None
     spec, status = pvc.get("spec") or {}, pvc.get("status") or {}
     meta = pvc.get("metadata") or {}
-    return {
-        "name": meta.get("name"),
-        "uid": meta.get("uid"),
-        "phase": status.get("phase"),
-        "terminating": is_terminating(pvc),
-        "volume_name": spec.get("volumeName"),
-        "storage_class": spec.get("storageClassName"),
-        "requested": ((spec.get("resources") or {}).get("requests") or {}).get("storage"),
-        "capacity": (status.get("capacity") or {}).get("storage"),
-        "access_modes": spec.get("accessModes"),
-    }
+    modes = spec.get("accessModes")
+    return ClaimStatus(
+        name=meta.get("name"),
+        uid=meta.get("uid"),
+        phase=status.get("phase"),
+        terminating=is_terminating(pvc),
+        volume_name=spec.get("volumeName"),
+        storage_class=spec.get("storageClassName"),
+        requested=((spec.get("resources") or {}).get("requests") or {}).get("storage"),
+        capacity=(status.get("capacity") or {}).get("storage"),
+        access_modes=None if modes is None else tuple(modes),
+    )
 
 
-def pod_summary(pod: Obj | None) -> dict[str, Any] | None:
+def pod_summary(pod: Obj | None) -> PodStatus | None:
     """The session pod as the status endpoint shows it."""
     if pod is None:
         return None
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     containers = spec.get("containers") or [{}]
-    return {
-        "name": meta.get("name"),
-        "uid": meta.get("uid"),
-        "phase": status.get("phase"),
-        "state": compute_state(pod).value,
-        "terminating": is_terminating(pod),
-        "node": spec.get("nodeName"),
-        "pod_ip": status.get("podIP"),
-        "host_ip": status.get("hostIP"),
-        "started_at": status.get("startTime"),
-        "image": containers[0].get("image"),
-        "resources": containers[0].get("resources") or {},
-        "conditions": [
-            {k: c.get(k) for k in ("type", "status", "reason", "message")}
+    return PodStatus(
+        name=meta.get("name"),
+        uid=meta.get("uid"),
+        phase=status.get("phase"),
+        state=compute_state(pod),
+        terminating=is_terminating(pod),
+        node=spec.get("nodeName"),
+        pod_ip=status.get("podIP"),
+        host_ip=status.get("hostIP"),
+        started_at=status.get("startTime"),
+        image=containers[0].get("image"),
+        resources=containers[0].get("resources") or {},
+        conditions=tuple(
+            PodCondition(c.get("type"), c.get("status"), c.get("reason"), c.get("message"))
             for c in status.get("conditions") or []
-        ],
-        "containers": [_container_summary(c) for c in _container_statuses(status)],
-    }
+        ),
+        containers=tuple(_container_summary(c) for c in _container_statuses(status)),
+    )
 
 
-def event_summary(event: Obj) -> dict[str, Any]:
+def event_summary(event: Obj) -> KubernetesEvent:
     """A Kubernetes event as the status endpoint and progress stream show it."""
     involved = event.get("involvedObject") or {}
-    return {
-        "type": event.get("type"),
-        "reason": event.get("reason"),
-        "message": event.get("message"),
-        "object": f"{involved.get('kind', '')}/{involved.get('name', '')}",
-        "count": event.get("count"),
-        "last_timestamp": event.get("lastTimestamp") or event.get("eventTime"),
-    }
+    return KubernetesEvent(
+        type=event.get("type"),
+        reason=event.get("reason"),
+        message=event.get("message"),
+        object=f"{involved.get('kind', '')}/{involved.get('name', '')}",
+        count=event.get("count"),
+        last_timestamp=event.get("lastTimestamp") or event.get("eventTime"),
+    )
+
+
+def placement(pod: Obj | None, pvc: Obj | None) -> Placement:
+    """The ids of a session's pod and PVC, and the pod's address."""
+    pod_meta = (pod or {}).get("metadata") or {}
+    pvc_uid = ((pvc or {}).get("metadata") or {}).get("uid")
+    return Placement(
+        container_id=pod_meta.get("uid"),
+        persistent_volume_id=f"pvc-{pvc_uid}" if pvc_uid else None,
+        host=((pod or {}).get("status") or {}).get("podIP"),
+        port=_notebook_port(pod),
+    )
+
+
+def _notebook_port(pod: Obj | None) -> int | None:
+    for container in ((pod or {}).get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == "notebook-port":
+                return int(port["containerPort"])
+    return None
+
+
+def event_session_id(event: Obj) -> str | None:
+    """The session an Event is about, from its ``involvedObject`` name; None if no session's."""
+    return session_id_of_name(str((event.get("involvedObject") or {}).get("name") or ""))
+
+
+def is_session_event(event: Obj) -> bool:
+    """Whether an Event is about a session's pod or PVC (the events informer keeps only those)."""
+    return event_session_id(event) is not None
 
 
 def _container_statuses(status: Obj) -> list[Obj]:
@@ -184,15 +224,15 @@ def _container_statuses(status: Obj) -> list[Obj]:
     )
 
 
-def _container_summary(container: Obj) -> dict[str, Any]:
+def _container_summary(container: Obj) -> ContainerStatus:
     state = container.get("state") or {}
     name = next(iter(state), None)
     detail = state.get(name) or {} if name else {}
-    return {
-        "name": container.get("name"),
-        "ready": container.get("ready"),
-        "restart_count": container.get("restartCount"),
-        "state": name,
-        "reason": detail.get("reason"),
-        "message": detail.get("message"),
-    }
+    return ContainerStatus(
+        name=container.get("name"),
+        ready=container.get("ready"),
+        restart_count=container.get("restartCount"),
+        state=name,
+        reason=detail.get("reason"),
+        message=detail.get("message"),
+    )
