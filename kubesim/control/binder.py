@@ -1,6 +1,16 @@
-"""The PV binder: provisions a ``pvc-<uid>`` volume for each claim and binds the two."""
+"""The PV binder: provisions a ``pvc-<uid>`` volume for each claim and binds the two.
+
+It plays two components, with their events: the persistentvolume-controller
+(``WaitForFirstConsumer`` while a delayed claim has no node, ``ExternalProvisioning`` when it
+hands the claim to the provisioner, ``ProvisioningFailed`` for an unknown class) and the
+external provisioner, whose events come from ``<provisioner>_<host>_<uuid>`` as a CSI
+provisioner's do (``Provisioning``, ``ProvisioningSucceeded``, failures of clones). Messages are
+those of ``pkg/controller/volume/persistentvolume`` and ``sig-storage-lib-external-provisioner``.
+"""
 
 from __future__ import annotations
+
+import uuid
 
 from ..objects import Obj
 from ..store import Change
@@ -8,6 +18,7 @@ from .base import Context
 from .scheduler import SELECTED_NODE
 
 COMPONENT = "persistentvolume-controller"
+PROVISIONER_HOST = "kubesim-provisioner"
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 
@@ -40,6 +51,7 @@ class Binder:
         self._reported: set[tuple[str, str]] = set()
         self._pending: set[str] = set()
         self._no_cloning = {sc.name for sc in ctx.config.storage_classes if not sc.supports_cloning}
+        self._identity = str(uuid.uuid4())
 
     def start(self) -> None:
         for spec in self.ctx.config.storage_classes:
@@ -76,11 +88,17 @@ class Binder:
             for pvc in self.ctx.store.list("persistentvolumeclaims"):
                 self._consider(pvc)
 
-    def _report_once(self, pvc: Obj, event_type: str, reason: str, message: str) -> None:
+    def provisioner_component(self, provisioner: str) -> str:
+        """The event source of the external provisioner: ``<name>_<host>_<identity uuid>``."""
+        return f"{provisioner}_{PROVISIONER_HOST}_{self._identity}"
+
+    def _report_once(
+        self, pvc: Obj, event_type: str, reason: str, message: str, component: str = COMPONENT
+    ) -> None:
         key = (pvc["metadata"]["uid"], reason)
         if key not in self._reported:
             self._reported.add(key)
-            self.ctx.recorder.record(pvc, event_type, reason, message, component=COMPONENT)
+            self.ctx.recorder.record(pvc, event_type, reason, message, component=component)
 
     def _consider(self, pvc: Obj) -> None:
         m, spec = pvc["metadata"], pvc.get("spec") or {}
@@ -104,10 +122,12 @@ class Binder:
                 f'storageclass.storage.k8s.io "{class_name}" not found',
             )
             return
+        provisioner = str(sc.get("provisioner", ""))
         problem = self._clone_problem(pvc, class_name)
         if problem is not None:
             message = f'failed to provision volume with StorageClass "{class_name}": {problem}'
-            self._report_once(pvc, "Warning", "ProvisioningFailed", message)
+            component = self.provisioner_component(provisioner)
+            self._report_once(pvc, "Warning", "ProvisioningFailed", message, component)
             return
         waits = sc.get("volumeBindingMode") == "WaitForFirstConsumer"
         if waits and not (m.get("annotations") or {}).get(SELECTED_NODE):
@@ -122,8 +142,17 @@ class Binder:
         self._report_once(
             pvc,
             "Normal",
+            "ExternalProvisioning",
+            f"Waiting for a volume to be created either by the external provisioner "
+            f"'{provisioner}' or manually by the system administrator. If volume creation is "
+            "delayed, please verify that the provisioner is running and correctly registered.",
+        )
+        self._report_once(
+            pvc,
+            "Normal",
             "Provisioning",
             f'External provisioner is provisioning volume for claim "{m["namespace"]}/{m["name"]}"',
+            self.provisioner_component(provisioner),
         )
         self.ctx.timers.later(
             self.ctx.config.timings.pv_bind_delay,
@@ -180,7 +209,7 @@ class Binder:
             "Normal",
             "ProvisioningSucceeded",
             f"Successfully provisioned volume {volume}",
-            component=COMPONENT,
+            component=self.provisioner_component(str(sc.get("provisioner", ""))),
         )
 
     def _volume(self, pvc: Obj, volume: str, sc: Obj, storage: str, modes: list[str]) -> Obj:

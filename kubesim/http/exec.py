@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -202,6 +203,14 @@ async def _serve(
     return ws
 
 
+def _start_failure(command: str, why: str) -> Obj:
+    """The Status of a command the runtime could not start (runc's words, via containerd)."""
+    return channels.internal_error_status(
+        "failed to exec in container: OCI runtime exec failed: exec failed: unable to start "
+        f'container process: exec: "{command}": {why}: unknown'
+    )
+
+
 class ExecSession:
     """One exec connection: the command's streams multiplexed on the WebSocket's channels."""
 
@@ -214,12 +223,14 @@ class ExecSession:
     async def run(self, plan: LaunchPlan) -> None:
         """Announce, start, stream until the command exits, then send its Status and close."""
         await self._announce()
+        command = self.options.command[0]
+        if "/" not in command and shutil.which(command, path=plan.env.get("PATH")) is None:
+            await self._finish(_start_failure(command, "executable file not found in $PATH"))
+            return
         try:
             self.process = await start(plan, self.options.streams)
         except OSError as e:
-            what = "executable file not found in $PATH" if e.errno == 2 else e.strerror
-            why = f'failed to exec in container: exec: "{self.options.command[0]}": {what}'
-            await self._finish(channels.internal_error_status(why))
+            await self._finish(_start_failure(command, e.strerror or str(e)))
             return
         reader = asyncio.create_task(self._read_client(self.process))
         try:
