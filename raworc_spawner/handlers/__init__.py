@@ -9,13 +9,19 @@ from typing import Any
 
 import tornado.web
 
-from raworc_spawner.handlers import api, events, metrics, openapi, pages, proxy, system
+from raworc_spawner.handlers import api, events, metrics, openapi, pages, system
+from raworc_spawner.handlers import proxy as proxy_module
+from raworc_spawner.handlers.api_base import NotFoundHandler
 from raworc_spawner.handlers.auth import TokenAuthenticator
-from raworc_spawner.handlers.base import NotFoundHandler
+from raworc_spawner.handlers.pages_base import StaticFiles
+from raworc_spawner.handlers.pages_view import STATIC_PATH
+from raworc_spawner.handlers.proxy import ProxyLimits
 from raworc_spawner.sessions.manager import SessionManager
 
+__all__ = ["ProxyLimits", "end_streams", "make_web_app"]
+
 ACCESS_LOG = logging.getLogger("tornado.access")
-ROUTE_MODULES = (api, events, system, metrics, openapi, proxy, pages)
+ROUTE_MODULES = (api, events, system, metrics, openapi, proxy_module, pages)
 
 
 def make_web_app(
@@ -24,24 +30,31 @@ def make_web_app(
     auth: TokenAuthenticator,
     max_body_bytes: int,
     cookie_secret: bytes,
+    proxy: ProxyLimits | None = None,
     extra_routes: Sequence[Any] = (),
     template_path: str | None = None,
     static_path: str | None = None,
     **settings: Any,
 ) -> tornado.web.Application:
-    """Build the application: API, events, health, metrics, OpenAPI and page routes, then extras.
+    """Build the application: API, events, health, metrics, OpenAPI, proxy and page routes, then
+    extras.
 
     Handlers find ``manager``, ``auth`` and ``max_body_bytes`` in the application settings;
     ``settings`` adds or overrides Tornado settings (``sse_heartbeat_seconds`` among them).
-    Unknown paths answer a JSON 404. XSRF checks are on; requests with an ``Authorization``
-    header are exempt (see ``BaseHandler.check_xsrf_cookie``).
+    The session proxy is served only with its limits (``proxy``; the ``proxy_*`` settings it
+    reads may also be given directly). Unknown paths answer a JSON 404. XSRF checks are on, by
+    each handler's rule (:class:`raworc_spawner.handlers.base.CrossSite`).
     """
-    rules: list[Any] = [rule for module in ROUTE_MODULES for rule in module.routes]
+    if proxy is not None:
+        settings.update(proxy.settings())
+    with_proxy = set(proxy_module.SETTINGS.values()) <= settings.keys()
+    modules = [m for m in ROUTE_MODULES if with_proxy or m is not proxy_module]
+    rules: list[Any] = [rule for module in modules for rule in module.routes]
     rules.extend(extra_routes)
     if template_path is not None:
         settings.setdefault("template_path", template_path)
-    settings.setdefault("static_path", static_path or pages.STATIC_PATH)
-    settings.setdefault("static_handler_class", pages.StaticFiles)
+    settings.setdefault("static_path", static_path or str(STATIC_PATH))
+    settings.setdefault("static_handler_class", StaticFiles)
     settings.setdefault("xsrf_cookies", True)
     return tornado.web.Application(
         rules,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from tornado.iostream import StreamClosedError
 
-from raworc_spawner.errors import ValidationError
-from raworc_spawner.handlers.base import BaseHandler, checked_session_id, route
-from raworc_spawner.sessions.model import SessionState
+from raworc_spawner.handlers.api_base import ApiHandler
+from raworc_spawner.handlers.base import checked_session_id, route
 from raworc_spawner.sessions.requests import (
     parse_create,
     parse_remix,
     parse_state,
+    parse_states,
     parse_update,
 )
 
@@ -20,23 +20,7 @@ MAX_LOG_TAIL = 100_000
 LIST_ARGS = frozenset({"limit", "cursor", "state", "namespace", "q", "owner"})
 
 
-def parse_states(values: list[str]) -> list[SessionState] | None:
-    """The states of a ``state`` filter (None when absent); unknown ones are a 422."""
-    if not values:
-        return None
-    states = []
-    for value in values:
-        try:
-            states.append(SessionState(value))
-        except ValueError:
-            allowed = ", ".join(state.value for state in SessionState)
-            raise ValidationError(
-                "state", f"unknown state {value[:40]!r}; one of {allowed}"
-            ) from None
-    return states
-
-
-class SessionsHandler(BaseHandler):
+class SessionsHandler(ApiHandler):
     """``GET`` lists the caller's sessions (all of them for admins); ``POST`` creates one."""
 
     async def get(self) -> None:
@@ -62,7 +46,7 @@ class SessionsHandler(BaseHandler):
         self.write_json(session.to_dict(), status=201)
 
 
-class SessionHandler(BaseHandler):
+class SessionHandler(ApiHandler):
     """One session: read, change its fields, delete it."""
 
     async def get(self, raw_id: str) -> None:
@@ -84,7 +68,7 @@ class SessionHandler(BaseHandler):
         self.finish()
 
 
-class SessionStateHandler(BaseHandler):
+class SessionStateHandler(ApiHandler):
     """``PUT {"state": "idle"|"ready"|"busy"}``: pause, resume, or an agent's busy flag."""
 
     async def put(self, raw_id: str) -> None:
@@ -95,7 +79,7 @@ class SessionStateHandler(BaseHandler):
         self.write_json(session.to_dict())
 
 
-class SessionRemixHandler(BaseHandler):
+class SessionRemixHandler(ApiHandler):
     """``POST``: a new session whose workspace starts as a copy of this one's."""
 
     async def post(self, raw_id: str) -> None:
@@ -106,7 +90,7 @@ class SessionRemixHandler(BaseHandler):
         self.write_json(session.to_dict(), status=201)
 
 
-class SessionActivityHandler(BaseHandler):
+class SessionActivityHandler(ApiHandler):
     """``POST``: an agent's heartbeat; keeps a session from being culled as idle."""
 
     async def post(self, raw_id: str) -> None:
@@ -117,7 +101,7 @@ class SessionActivityHandler(BaseHandler):
         self.finish()
 
 
-class SessionStatusHandler(BaseHandler):
+class SessionStatusHandler(ApiHandler):
     """The session with its compute and workspace as the backend sees them now."""
 
     async def get(self, raw_id: str) -> None:
@@ -126,7 +110,7 @@ class SessionStatusHandler(BaseHandler):
         self.write_json(status)
 
 
-class SessionLogsHandler(BaseHandler):
+class SessionLogsHandler(ApiHandler):
     """The session's output as ``text/plain``; ``follow`` streams it, a flush per line."""
 
     async def get(self, raw_id: str) -> None:

@@ -1,28 +1,32 @@
-"""The base of every handler: bearer auth, JSON bodies, JSON errors and request metrics.
+"""The common base of every handler: the caller, request ids, metrics and errors mapped to HTTP.
 
 This module is the one place that maps the error hierarchy of :mod:`raworc_spawner.errors` to
-HTTP status codes (:data:`ERROR_STATUS`). Every error response, Tornado's own 404 and 405
-included, is JSON ``{"error": {"code", "message"}}``; a traceback only ever reaches the server
-log.
+HTTP status codes (:data:`ERROR_STATUS`) and describes each error response (:class:`ErrorReply`).
+Three kinds of handler derive from :class:`Handler`, side by side: the JSON API
+(:class:`~raworc_spawner.handlers.api_base.ApiHandler`), the HTML pages
+(:class:`~raworc_spawner.handlers.pages_base.PageHandler`) and the session proxy. Errors are
+rendered as JSON ``{"error": {"code", "message"}}`` unless the handler renders them otherwise
+(pages: an HTML page); a traceback only ever reaches the server log.
 
 Callers authenticate with ``Authorization: Bearer <token>`` or, from the browser pages, with the
-signed login cookie (:data:`LOGIN_COOKIE`). Only cookie-authenticated requests need an XSRF
-token on state-changing methods: a bearer header is not sent by browsers on their own, so API
-clients stay exempt.
+signed login cookie (:data:`LOGIN_COOKIE`). Each handler class says how it refuses forged
+cross-site requests (:class:`CrossSite`).
 """
 
 from __future__ import annotations
 
-import asyncio
+import enum
 import json
 import logging
-import math
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import tornado.web
 from prometheus_client import Counter, Histogram
@@ -33,7 +37,6 @@ from raworc_spawner.sessions.manager import SessionManager
 from raworc_spawner.sessions.model import Principal
 
 log = logging.getLogger("raworc_spawner.handlers")
-T = TypeVar("T")
 
 #: Error class → (HTTP status, seconds for ``Retry-After`` or None). First match wins, so
 #: subclasses come before their bases.
@@ -64,14 +67,13 @@ HTTP_CODES = {
     503: "unavailable",
 }
 
-#: Deepest nesting of arrays and objects accepted in a JSON body.
-MAX_JSON_DEPTH = 64
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: The signed cookie the login page sets (it holds the token's SHA-256 digest, never the token
 #: itself; HttpOnly, SameSite=Lax).
 LOGIN_COOKIE = "raworc-login"
 #: Days a login cookie stays valid.
 LOGIN_MAX_AGE_DAYS = 7
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 HTTP_REQUESTS = Counter(
     "raworc_http_requests_total",
@@ -106,65 +108,71 @@ def error_status(error: errors.RaworcError) -> tuple[int, int | None]:
     return 500, None
 
 
-def _check_json_value(value: object, depth: int = 0) -> None:
-    """Reject what JSON parsers accept but nothing downstream can store or echo back."""
-    if depth > MAX_JSON_DEPTH:
-        raise ApiError(400, "malformed_json", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_json_value(key, depth + 1)
-            _check_json_value(item, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_json_value(item, depth + 1)
-    elif isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ApiError(400, "malformed_json", "strings must be valid Unicode") from None
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """An error response, before it is rendered as JSON or as a page.
+
+    ``message`` is the error's own words, safe to show (None for a bare HTTP status: the
+    renderer words it); ``field`` names the refused field of a 422; ``headers`` go out with it.
+    """
+
+    status: int
+    code: str
+    message: str | None
+    field: str | None = None
+    headers: Mapping[str, str] = dataclass_field(default_factory=dict)
+    cause: BaseException | None = None
 
 
-def _finite_float(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise ValueError(f"number {text[:20]} is out of range")
-    return number
+def describe_error(status: int, exc: BaseException | None) -> ErrorReply:
+    """What to answer for ``exc`` at ``status``; unexpected errors say nothing of themselves."""
+    if isinstance(exc, ApiError):
+        return ErrorReply(status, exc.code, exc.message, headers=exc.headers, cause=exc)
+    if isinstance(exc, errors.RaworcError) and status != 500:
+        _, retry_after = error_status(exc)
+        return ErrorReply(
+            status,
+            exc.code,
+            exc.message,
+            field=exc.field if isinstance(exc, errors.ValidationError) else None,
+            headers={"Retry-After": str(retry_after)} if retry_after is not None else {},
+            cause=exc,
+        )
+    return ErrorReply(status, HTTP_CODES.get(status, "error"), None, cause=exc)
 
 
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+class CrossSite(enum.Enum):
+    """How a handler refuses forged cross-site requests (on state-changing methods)."""
+
+    #: The XSRF token is needed only where the login cookie would authenticate the request (the
+    #: API): a bearer header is not sent by browsers on their own, and a request with neither
+    #: header nor cookie goes on to answer 401.
+    TOKEN_WITH_LOGIN = "token-with-login"
+    #: Every request without an ``Authorization`` header carries the XSRF token (forms, the
+    #: login form included).
+    TOKEN = "token"
+    #: No token (a session's own pages cannot carry ours); a request whose ``Origin`` is another
+    #: site is refused with 403 instead. The login cookie is SameSite=Lax, so browsers do not
+    #: send it on cross-site POSTs either.
+    SAME_ORIGIN = "same-origin"
 
 
-def parse_json(body: bytes) -> Any:
-    """Parse a request body as strict JSON (no NaN/Infinity, finite numbers, sane depth)."""
-    try:
-        value = json.loads(body, parse_float=_finite_float, parse_constant=_no_constants)
-    except RecursionError:
-        raise ApiError(400, "malformed_json", "JSON nested too deeply") from None
-    except ValueError as e:
-        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {e}") from None
-    _check_json_value(value)
-    return value
+class Handler(tornado.web.RequestHandler):
+    """Authenticates the caller, maps errors to HTTP and counts requests by route.
 
-
-@tornado.web.stream_request_body
-class BaseHandler(tornado.web.RequestHandler):
-    """Authenticates the caller, reads JSON bodies and answers errors as JSON.
-
-    Subclasses set ``auth_required = False`` for public endpoints. ``self.principal`` is the
-    authenticated caller. Bodies larger than the ``max_body_bytes`` setting answer 413.
+    Subclasses set ``auth_required = False`` for public endpoints; ``self.principal`` is the
+    authenticated caller. Request bodies announced larger than :attr:`max_body_bytes` answer
+    413 before they are read.
     """
 
     auth_required: ClassVar[bool] = True
+    cross_site: ClassVar[CrossSite] = CrossSite.TOKEN_WITH_LOGIN
     principal: Principal
 
     def initialize(self, route_name: str = "unknown") -> None:
         """Remember the route's name (the label of the request metrics)."""
         self.route_name = route_name
-        self._chunks: list[bytes] = []
-        self._body_size = 0
         self._started = time.monotonic()
-        self._client_gone = asyncio.Event()
 
     @property
     def manager(self) -> SessionManager:
@@ -180,14 +188,17 @@ class BaseHandler(tornado.web.RequestHandler):
             self._request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         return self._request_id
 
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body accepted (the ``max_body_bytes`` setting)."""
+        return int(self.settings["max_body_bytes"])
+
     def set_default_headers(self) -> None:
-        """JSON, never cached, tagged with the request id."""
-        self.set_header("Content-Type", "application/json; charset=utf-8")
-        self.set_header("Cache-Control", "no-store")
+        """Every answer is tagged with the request id."""
         self.set_header("X-Request-Id", self.request_id)
 
     def compute_etag(self) -> str | None:
-        """No ETags: API answers are never cached (``Cache-Control: no-store``)."""
+        """No ETags: nothing answered here is revalidated (our own answers are ``no-store``)."""
         return None
 
     # -- request ------------------------------------------------------------------------------
@@ -195,32 +206,54 @@ class BaseHandler(tornado.web.RequestHandler):
     async def prepare(self) -> None:
         """Authenticate, then refuse bodies announced larger than the limit."""
         if self.auth_required:
-            self.principal = self._authenticate()
+            principal = self.login_principal()
+            if principal is None:
+                self.refuse_unauthenticated()
+                return
+            self.principal = principal
         length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self._max_body_bytes:
+        if length.isdigit() and int(length) > self.max_body_bytes:
             # Answered before the body is read; Tornado then closes the connection, so a
             # client still sending a very large body may see a reset rather than the 413.
-            raise self._too_large()
+            raise self.body_too_large()
 
-    def data_received(self, chunk: bytes) -> None:
-        """Collect the body; past the limit, stop keeping it (``json_body`` answers 413)."""
-        self._body_size += len(chunk)
-        if self._body_size <= self._max_body_bytes:
-            self._chunks.append(chunk)
+    def login_principal(self) -> Principal | None:
+        """The caller by bearer header or, when there is none, by login cookie; else None."""
+        auth: TokenAuthenticator = self.settings["auth"]
+        header = self.request.headers.get("Authorization")
+        if header is None:
+            cookie = self.get_signed_cookie(LOGIN_COOKIE, max_age_days=LOGIN_MAX_AGE_DAYS)
+            return auth.authenticate_digest(cookie.decode()) if cookie else None
+        return auth.authenticate(auth.bearer(header))
+
+    def refuse_unauthenticated(self) -> None:
+        """Answer a caller who could not be authenticated: 401 with a Bearer challenge."""
+        auth: TokenAuthenticator = self.settings["auth"]
+        token = auth.bearer(self.request.headers.get("Authorization"))
+        challenge = 'Bearer realm="raworc"'
+        if token is None:
+            message = "missing bearer token (send 'Authorization: Bearer <token>')"
         else:
-            self._chunks.clear()
+            challenge += ', error="invalid_token"'
+            message = "invalid bearer token"
+        raise ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": challenge})
 
-    def json_body(self, *, allow_empty: bool = False) -> Any:
-        """The request body parsed as JSON (400 if malformed, 413 if too large).
+    def body_too_large(self) -> ApiError:
+        """The 413 for a body over :attr:`max_body_bytes`."""
+        limit = self.max_body_bytes
+        return ApiError(413, "body_too_large", f"the request body is larger than {limit} bytes")
 
-        With ``allow_empty`` an empty body reads as ``{}``.
-        """
-        if self._body_size > self._max_body_bytes:
-            raise self._too_large()
-        body = b"".join(self._chunks)
-        if allow_empty and not body.strip():
-            return {}
-        return parse_json(body)
+    def check_xsrf_cookie(self) -> None:
+        """Refuse a forged cross-site request by this handler's :class:`CrossSite` rule."""
+        if self.cross_site is CrossSite.SAME_ORIGIN:
+            origin = self.request.headers.get("Origin")
+            if origin and urlsplit(origin).netloc != self.request.host:
+                raise ApiError(403, "cross_origin", "cross-origin requests are refused here")
+            return
+        if "Authorization" in self.request.headers:
+            return
+        if self.cross_site is CrossSite.TOKEN or self.get_cookie(LOGIN_COOKIE):
+            super().check_xsrf_cookie()
 
     # -- query arguments ----------------------------------------------------------------------
 
@@ -266,106 +299,7 @@ class BaseHandler(tornado.web.RequestHandler):
             values.extend(part.strip() for part in raw.split(",") if part.strip())
         return values
 
-    @property
-    def _max_body_bytes(self) -> int:
-        return int(self.settings["max_body_bytes"])
-
-    def _too_large(self) -> ApiError:
-        limit = self._max_body_bytes
-        return ApiError(413, "body_too_large", f"the request body is larger than {limit} bytes")
-
-    def login_principal(self) -> Principal | None:
-        """The caller by bearer header or, when there is none, by login cookie; else None."""
-        auth: TokenAuthenticator = self.settings["auth"]
-        header = self.request.headers.get("Authorization")
-        if header is None:
-            cookie = self.get_signed_cookie(LOGIN_COOKIE, max_age_days=LOGIN_MAX_AGE_DAYS)
-            return auth.authenticate_digest(cookie.decode()) if cookie else None
-        return auth.authenticate(auth.bearer(header))
-
-    def check_xsrf_cookie(self) -> None:
-        """Enforce XSRF only for requests that the login cookie would authenticate.
-
-        A valid bearer header is exempt (browsers never add one by themselves); a request with
-        neither header nor cookie goes on to answer 401.
-        """
-        if "Authorization" in self.request.headers or not self.get_cookie(LOGIN_COOKIE):
-            return
-        super().check_xsrf_cookie()
-
-    def _authenticate(self) -> Principal:
-        auth: TokenAuthenticator = self.settings["auth"]
-        principal = self.login_principal()
-        if principal is not None:
-            return principal
-        token = auth.bearer(self.request.headers.get("Authorization"))
-        challenge = 'Bearer realm="raworc"'
-        if token is None:
-            message = "missing bearer token (send 'Authorization: Bearer <token>')"
-        else:
-            challenge += ', error="invalid_token"'
-            message = "invalid bearer token"
-        raise ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": challenge})
-
-    # -- streaming ----------------------------------------------------------------------------
-
-    def on_connection_close(self) -> None:
-        """Note that the client went away, so streams stop waiting for more to send."""
-        self._client_gone.set()
-
-    async def _stream_should_end(self) -> None:
-        """Return when the client goes away or the server is shutting down."""
-        ending: asyncio.Event = self.settings["streams_ending"]
-        waits = [
-            asyncio.ensure_future(self._client_gone.wait()),
-            asyncio.ensure_future(ending.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            await _cancel(*waits)
-
-    async def stream_items(
-        self,
-        items: AsyncIterator[T],
-        on_item: Callable[[T], Awaitable[None]],
-        *,
-        heartbeat: float | None = None,
-        on_idle: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        """Pass each item to ``on_item`` until ``items`` ends, the client disconnects or the
-        server shuts down (:func:`raworc_spawner.handlers.end_streams`).
-
-        With ``heartbeat``, ``on_idle`` runs whenever that many seconds pass without an item.
-        Waiting for the next item is cancelled when the client goes, so a quiet stream does
-        not outlive its reader.
-        """
-        gone: asyncio.Future[Any] = asyncio.ensure_future(self._stream_should_end())
-        pending: asyncio.Future[Any] | None = None
-        try:
-            while not gone.done():
-                pending = pending or asyncio.ensure_future(_next(items))
-                done, _ = await asyncio.wait(
-                    {pending, gone}, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED
-                )
-                if pending in done:
-                    ready, pending = pending, None
-                    try:
-                        item: T = ready.result()
-                    except StopAsyncIteration:
-                        return
-                    await on_item(item)
-                elif not done and on_idle is not None:
-                    await on_idle()
-        finally:
-            await _cancel(gone, pending)
-
-    # -- response -----------------------------------------------------------------------------
-
-    def write_json(self, data: Any, *, status: int = 200) -> None:
-        """Finish the request with ``data`` as JSON."""
-        self.set_status(status)
-        self.finish(json.dumps(data, ensure_ascii=False, allow_nan=False).encode())
+    # -- errors -------------------------------------------------------------------------------
 
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         """Answer with the status our error hierarchy maps the exception to."""
@@ -375,22 +309,21 @@ class BaseHandler(tornado.web.RequestHandler):
         super().send_error(status_code, **kwargs)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """Write ``{"error": {"code", "message"}}``; never a traceback."""
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        error: dict[str, Any] = {"code": HTTP_CODES.get(status_code, "error"), "message": None}
-        if isinstance(exc, ApiError):
-            error.update(code=exc.code, message=exc.message)
-            for name, value in exc.headers.items():
-                self.set_header(name, value)
-        elif isinstance(exc, errors.RaworcError) and status_code != 500:
-            error.update(code=exc.code, message=exc.message)
-            if isinstance(exc, errors.ValidationError):
-                error["field"] = exc.field
-            _, retry_after = error_status(exc)
-            if retry_after is not None:
-                self.set_header("Retry-After", str(retry_after))
-        if error["message"] is None:
-            error["message"] = self._default_message(status_code)
+        """Describe the error (:func:`describe_error`), send its headers, then render it."""
+        reply = describe_error(status_code, kwargs.get("exc_info", (None, None, None))[1])
+        for name, value in reply.headers.items():
+            self.set_header(name, value)
+        self.render_error(reply)
+
+    def render_error(self, reply: ErrorReply) -> None:
+        """Finish with ``{"error": {"code", "message"}}`` (and ``field`` on a 422)."""
+        error: dict[str, Any] = {"code": reply.code, "message": reply.message}
+        if reply.field is not None:
+            error["field"] = reply.field
+        if reply.message is None:
+            error["message"] = self._default_message(reply.status)
+        self.set_header("Content-Type", JSON_CONTENT_TYPE)
+        self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps({"error": error}, ensure_ascii=False).encode())
 
     def _default_message(self, status_code: int) -> str:
@@ -426,17 +359,6 @@ class BaseHandler(tornado.web.RequestHandler):
         HTTP_DURATION.labels(self.route_name, method).observe(time.monotonic() - self._started)
 
 
-async def _next(items: AsyncIterator[T]) -> T:
-    return await anext(items)
-
-
-async def _cancel(*futures: asyncio.Future[Any] | None) -> None:
-    waiting = [future for future in futures if future is not None and not future.done()]
-    for future in waiting:
-        future.cancel()
-    await asyncio.gather(*waiting, return_exceptions=True)
-
-
 def checked_session_id(raw: str) -> str:
     """A session id from a URL in canonical form; anything not a UUID is simply not found."""
     try:
@@ -448,16 +370,6 @@ def checked_session_id(raw: str) -> str:
     return canonical
 
 
-def route(pattern: str, handler: type[BaseHandler], name: str) -> tornado.web.URLSpec:
+def route(pattern: str, handler: type[Handler], name: str) -> tornado.web.URLSpec:
     """A URL rule whose handler knows the route's name (for metrics and ``reverse_url``)."""
     return tornado.web.URLSpec(pattern, handler, {"route_name": name}, name=name)
-
-
-class NotFoundHandler(BaseHandler):
-    """Answers every unknown path with a JSON 404."""
-
-    auth_required = False
-
-    async def prepare(self) -> None:
-        """There is nothing here, whatever the method."""
-        raise ApiError(404, "not_found", f"no such path: {self.request.path}")

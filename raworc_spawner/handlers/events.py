@@ -14,7 +14,8 @@ from tornado.iostream import StreamClosedError
 
 from raworc_spawner.errors import ValidationError
 from raworc_spawner.handlers.api import API
-from raworc_spawner.handlers.base import BaseHandler, checked_session_id, route
+from raworc_spawner.handlers.api_base import ApiHandler
+from raworc_spawner.handlers.base import checked_session_id, route
 from raworc_spawner.sessions.model import SessionEvent
 
 MAX_SEQ = 2**62
@@ -22,7 +23,7 @@ MAX_EVENTS = 1000
 EVENT_STREAM = "text/event-stream"
 
 
-class EventStreamHandler(BaseHandler):
+class EventStreamHandler(ApiHandler):
     """Writes Server-Sent Events."""
 
     def wants_stream(self) -> bool:

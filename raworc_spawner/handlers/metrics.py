@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 
-from raworc_spawner.handlers.base import BaseHandler, route
+from raworc_spawner.handlers.api_base import ApiHandler
+from raworc_spawner.handlers.base import route
 
 SESSIONS_BY_STATE = Gauge(
     "raworc_sessions", "Sessions that exist now, by state (counted at scrape time).", ["state"]
 )
 
 
-class MetricsHandler(BaseHandler):
+class MetricsHandler(ApiHandler):
     """Prometheus metrics (no token needed: counts only, no session data)."""
 
     auth_required = False

@@ -1,10 +1,9 @@
 """Browser pages: log in, list, create, watch, pause, resume and delete sessions.
 
 Server-rendered HTML (Jinja2, autoescaped: names and prompts are user input) that works without
-JavaScript; small static modules then keep it live over the API's Server-Sent Events. Forms post
-to these handlers with an XSRF token; the pages authenticate with the signed login cookie set by
-``/login`` (or a bearer header). Every page carries a strict Content-Security-Policy: scripts and
-styles come only from ``/static/``.
+JavaScript; small static modules then keep it live over the API's Server-Sent Events. What every
+page shares (login, XSRF, security headers, error pages) is :class:`PageHandler`, in
+:mod:`raworc_spawner.handlers.pages_base`.
 
 Routes: ``/login``, ``/logout``, ``/sessions`` (list), ``/sessions/new`` (form),
 ``/sessions/{id}`` (detail), ``/sessions/{id}/panel`` (the detail's live part, for scripts),
@@ -16,48 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
-from typing import Any, ClassVar
 from urllib.parse import urlencode
-
-import tornado.web
 
 from raworc_spawner import errors
 from raworc_spawner.handlers import pages_view as view
-from raworc_spawner.handlers.api import parse_states
 from raworc_spawner.handlers.auth import TokenAuthenticator, token_digest
 from raworc_spawner.handlers.base import (
     LOGIN_COOKIE,
     LOGIN_MAX_AGE_DAYS,
-    ApiError,
-    BaseHandler,
     checked_session_id,
     route,
 )
-from raworc_spawner.sessions.model import Principal
-from raworc_spawner.sessions.requests import parse_create
+from raworc_spawner.handlers.pages_base import PageHandler, is_local_path
+from raworc_spawner.sessions.model import SessionState
+from raworc_spawner.sessions.requests import parse_create, parse_states, problems_of
 
-STATIC_PATH = str(view.STATIC_PATH)
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self'",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-#: Headers on every page (and, but for the CSP, on static files).
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
 PAGE_SIZE = 25
 LOG_TAIL = 200
 LOG_READ_SECONDS = 2.0
@@ -75,21 +47,7 @@ CREATE_FIELDS = {
     "profile": "Profile",
 }
 #: State-changing actions on the detail page → the state they ask for.
-ACTIONS = {"pause": "idle", "resume": "ready"}
-
-
-def is_local_path(target: str) -> bool:
-    """Whether ``target`` is a path on this server (so redirecting there is safe)."""
-    return (
-        target.startswith("/")
-        and not target.startswith(("//", "/\\"))
-        and not any(ord(ch) < 33 or ch == "\\" for ch in target)
-    )
-
-
-def login_url(next_path: str) -> str:
-    """The login page, returning to ``next_path`` afterwards."""
-    return "/login?" + urlencode({"next": next_path}) if is_local_path(next_path) else "/login"
+ACTIONS = {"pause": SessionState.IDLE, "resume": SessionState.READY}
 
 
 def session_url(session_id: str, action: str = "") -> str:
@@ -97,140 +55,10 @@ def session_url(session_id: str, action: str = "") -> str:
     return f"/sessions/{session_id}" + (f"/{action}" if action else "")
 
 
-class StaticFiles(tornado.web.StaticFileHandler):
-    """Static files with ``nosniff`` and the other protective headers but the CSP."""
-
-    def set_default_headers(self) -> None:
-        """Protective headers; scripts and styles must be served with their real type."""
-        for name, value in SECURITY_HEADERS.items():
-            if name != "Content-Security-Policy":
-                self.set_header(name, value)
-
-
-class PageHandler(BaseHandler):
-    """An HTML page: login-cookie auth (redirecting to the login page), XSRF, HTML errors."""
-
-    # Forms are small; read them whole so that Tornado parses their fields.
-    _stream_request_body = False
-    auth_required = False
-    login_required: ClassVar[bool] = True
-    principal: Principal
-
-    def set_default_headers(self) -> None:
-        """HTML, never cached, with the security headers."""
-        super().set_default_headers()
-        self.set_header("Content-Type", "text/html; charset=utf-8")
-        for name, value in SECURITY_HEADERS.items():
-            self.set_header(name, value)
-
-    def is_https(self) -> bool:
-        """Whether the browser reached us over HTTPS (directly or through a proxy)."""
-        forwarded = self.request.headers.get("X-Forwarded-Proto", "")
-        first = forwarded.split(",")[0].strip().lower()
-        return self.request.protocol == "https" or first == "https"
-
-    def set_cookie(self, name: str, value: str | bytes, *args: Any, **kwargs: Any) -> None:
-        """Cookies from pages are HttpOnly, SameSite=Lax, and Secure over HTTPS."""
-        kwargs.setdefault("httponly", True)
-        kwargs.setdefault("samesite", "Lax")
-        kwargs.setdefault("secure", self.is_https())
-        super().set_cookie(name, value, *args, **kwargs)
-
-    def check_xsrf_cookie(self) -> None:
-        """Every form post carries the XSRF token; only bearer-header clients are exempt."""
-        if "Authorization" in self.request.headers:
-            return
-        tornado.web.RequestHandler.check_xsrf_cookie(self)
-
-    async def prepare(self) -> None:
-        """Find the user; send browsers without a login to the login page."""
-        await super().prepare()
-        if not self.login_required:
-            return
-        principal = self.login_principal()
-        if principal is not None:
-            self.principal = principal
-        elif self.request.method in ("GET", "HEAD"):
-            self.redirect(login_url(self.request.uri or "/sessions"))
-        else:
-            raise ApiError(401, "unauthorized", "Your login has expired. Log in, then try again.")
-
-    # -- rendering ----------------------------------------------------------------------------
-
-    def base_context(self) -> dict[str, Any]:
-        """What every template may use: the user, the XSRF token, static URLs."""
-        return {
-            "user": getattr(self, "principal", None),
-            "xsrf_token": self.xsrf_token.decode(),
-            "static_url": self.static_url,
-            "path": self.request.path,
-            "backend": self.manager.backend_name,
-        }
-
-    def render_page(self, template: str, *, status: int = 200, **context: Any) -> None:
-        """Finish the request with a rendered template."""
-        self.set_status(status)
-        self.finish(view.render(template, {**self.base_context(), **context}))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """An HTML error page in plain words; never a traceback."""
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            for name, value in exc.headers.items():
-                if name != "WWW-Authenticate":
-                    self.set_header(name, value)
-        title, message = error_words(status_code, exc, request_id=self.request_id)
-        try:
-            self.render_page("error.html", status=status_code, title=title, message=message)
-        except Exception:  # the error page must not fail; the cause is in the server log
-            self.set_header("Content-Type", "text/plain; charset=utf-8")
-            self.finish(f"{title}\n\n{message}\n")
-
-    # -- session detail -----------------------------------------------------------------------
-
-    async def session_context(self, session_id: str) -> dict[str, Any]:
-        """Everything the detail page and its live panel show about a session."""
-        status = await self.manager.status(self.principal, session_id)
-        session = status["session"]
-        backend = status.get("backend") or {}
-        return {
-            "session": session,
-            "state": view.state_view(session["state"]),
-            "explanation": view.explain(session),
-            "sleep_note": view.sleep_note(session),
-            "actions": view.actions_for(session["state"]),
-            "compute": backend,
-            "kube_events": backend.get("events") or [],
-        }
-
-
-def error_words(status: int, exc: BaseException | None, *, request_id: str) -> tuple[str, str]:
-    """A title and a sentence for an error page."""
-    title = view.ERROR_TITLES.get(status, "Something went wrong")
-    if isinstance(exc, ApiError):
-        return title, exc.message
-    if isinstance(exc, errors.SessionNotFound):
-        return "Session not found", (
-            "There is no such session: it may have been deleted, or it belongs to someone else."
-        )
-    if (isinstance(exc, errors.RaworcError) and status < 500) or isinstance(
-        exc, errors.BackendError
-    ):
-        return title, exc.message
-    if isinstance(exc, tornado.web.HTTPError) and "xsrf" in (exc.log_message or "").lower():
-        return "This form has expired", (
-            "The form was out of date or came from another site, so nothing was changed. Go "
-            "back, reload the page and try again."
-        )
-    if status >= 500:
-        return title, f"The server could not finish this request (request id {request_id})."
-    return title, view.ERROR_MESSAGES.get(status, "The request could not be completed.")
-
-
 class RootPage(PageHandler):
     """``/``: the sessions list."""
 
-    login_required = False
+    auth_required = False
 
     async def get(self) -> None:
         """Redirect to the list."""
@@ -240,7 +68,7 @@ class RootPage(PageHandler):
 class LoginPage(PageHandler):
     """Paste a token; on success the browser gets a signed, HttpOnly login cookie."""
 
-    login_required = False
+    auth_required = False
 
     async def get(self) -> None:
         """The login form (or straight on, when already logged in)."""
@@ -274,7 +102,7 @@ class LoginPage(PageHandler):
 class LogoutPage(PageHandler):
     """``POST /logout``: forget the login cookie."""
 
-    login_required = False
+    auth_required = False
 
     async def post(self) -> None:
         """Clear the cookie and show the login page."""
@@ -339,15 +167,12 @@ class NewSessionPage(PageHandler):
             "starting_prompt": self.get_body_argument("starting_prompt", "", strip=False),
             "profile": self.get_body_argument("profile", ""),
         }
+        # An empty optional field is left out, so the server's default applies.
         body = {key: value for key, value in values.items() if value or key == "name"}
-        problems = form_problems(body)
-        if problems:
-            self._form(values, problems, status=422)
-            return
         try:
             session = await self.manager.create(self.principal, parse_create(body))
-        except errors.ValidationError as e:  # the backend's checks (an unknown profile)
-            self._form(values, {e.field: field_message(e)}, status=422)
+        except errors.ValidationError as e:  # every bad field, or the backend's own checks
+            self._form(values, problems_of(e), status=422)
             return
         except errors.QuotaExceeded as e:
             self._form(values, {"": e.message}, status=429)
@@ -364,35 +189,6 @@ class NewSessionPage(PageHandler):
             profiles=self.manager.profiles(),
             default_namespace=self.manager.default_namespace,
         )
-
-
-def field_message(error: errors.ValidationError) -> str:
-    """A validation message without the field name it starts with."""
-    return error.message.removeprefix(f"{error.field}: ")
-
-
-def form_problems(body: dict[str, str]) -> dict[str, str]:
-    """Every field :func:`parse_create` refuses, not only the first.
-
-    ``parse_create`` stops at the first bad field; the form asks again with that field set
-    aside (a placeholder name, or the optional field left out) until the rest passes.
-    """
-    problems: dict[str, str] = {}
-    trial: dict[str, str] = dict(body)
-    while True:
-        try:
-            parse_create(trial)
-        except errors.ValidationError as e:
-            if e.field in problems or e.field not in trial:  # not a form field: report, stop
-                problems.setdefault(e.field, field_message(e))
-                return problems
-            problems[e.field] = field_message(e)
-            if e.field == "name":
-                trial["name"] = "placeholder"
-            else:
-                del trial[e.field]
-        else:
-            return problems
 
 
 class SessionPage(PageHandler):

@@ -17,6 +17,8 @@ from typing import Any
 
 import jinja2
 
+from raworc_spawner.sessions.model import EventKind
+
 PACKAGE = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = PACKAGE / "templates" / "pages"
 STATIC_PATH = PACKAGE / "static"
@@ -57,12 +59,11 @@ def state_labels() -> dict[str, dict[str, str]]:
     return {name: asdict(view) for name, view in STATES.items()}
 
 
-#: Kinds of session events the live scripts listen for (an EventSource needs each by name).
-EVENT_KINDS = (
-    "created", "updated", "resuming", "ready", "agent", "paused", "culled", "failed",
-    "restarting", "deleting", "deleted", "progress", "warning", "exited", "lost",
-    "retention-warning", "retired", "remixed",
-)  # fmt: skip
+#: Kinds of session events the live scripts listen for (an EventSource needs each by name):
+#: every kind a session's stream can carry. Backend observations reach the streams as these
+#: kinds too: progress and warnings as themselves, lost compute as a warning then ``paused`` or
+#: ``restarting``, an exit as ``failed``.
+EVENT_KINDS = tuple(kind.value for kind in EventKind)
 
 
 def live_data() -> dict[str, Any]:

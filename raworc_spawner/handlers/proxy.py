@@ -3,19 +3,20 @@
 Forwards HTTP and WebSocket traffic to the session's compute (the pod IP, or 127.0.0.1 for a
 local process) on ``port``. The caller must be the owner or an admin (bearer token or page
 login). A sleeping (``idle``) session is resumed and the request held until it is ready: all
-concurrent requests share one resume; at most ``proxy_max_waiting`` requests wait per session
-and for at most ``proxy_wake_timeout`` seconds, after which they get 503 with ``Retry-After``.
-Request and response bodies stream through; neither is buffered whole. Our own credentials
-(``Authorization``, the login cookie) are not forwarded to the session.
+concurrent requests share one resume; at most ``max_waiting`` requests wait per session and for
+at most ``wake_timeout_seconds``, after which they get 503 with ``Retry-After``
+(:class:`ProxyLimits`). Request and response bodies stream through; neither is buffered whole.
+Our own credentials (``Authorization``, the login cookie) are not forwarded to the session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+import tornado.web
 import tornado.websocket
 from prometheus_client import Counter
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
@@ -25,7 +26,8 @@ from raworc_spawner import errors
 from raworc_spawner.handlers.base import (
     LOGIN_COOKIE,
     ApiError,
-    BaseHandler,
+    CrossSite,
+    Handler,
     checked_session_id,
     route,
 )
@@ -42,6 +44,32 @@ HOP_BY_HOP = frozenset(
     }
 )  # fmt: skip
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: The application settings the proxy reads on each request, by :class:`ProxyLimits` field.
+SETTINGS = {
+    "wake_timeout_seconds": "proxy_wake_timeout",
+    "max_waiting": "proxy_max_waiting",
+    "request_timeout_seconds": "proxy_request_timeout",
+    "max_body_bytes": "proxy_max_body_bytes",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyLimits:
+    """How long and how many requests the proxy holds for a waking session, and how much it
+    passes through.
+
+    No defaults here: ``RaworcApp``'s ``proxy_*`` traits are the one place they are set (their
+    help says what each means).
+    """
+
+    wake_timeout_seconds: float
+    max_waiting: int
+    request_timeout_seconds: float
+    max_body_bytes: int
+
+    def settings(self) -> dict[str, float | int]:
+        """The limits as the application settings the proxy reads on each request."""
+        return {key: getattr(self, name) for name, key in SETTINGS.items()}
 
 
 class _Waiting:
@@ -73,14 +101,20 @@ WAITING = _Waiting()
 
 
 @tornado.web.stream_request_body
-class SessionProxyHandler(tornado.websocket.WebSocketHandler, BaseHandler):
-    """Proxies one request (or one WebSocket) to a session, waking it first if it sleeps."""
+class SessionProxyHandler(tornado.websocket.WebSocketHandler, Handler):
+    """Proxies one request (or one WebSocket) to a session, waking it first if it sleeps.
+
+    The caller is authenticated like an API client (bearer header or login cookie); errors of
+    the proxy itself are JSON. There is no XSRF token (the session's own pages cannot carry
+    ours): cross-origin requests are refused instead (:attr:`CrossSite.SAME_ORIGIN`).
+    """
 
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+    cross_site = CrossSite.SAME_ORIGIN
 
     def initialize(self, route_name: str = "session_proxy") -> None:
         """Per-request state: the upstream target and the body pipe."""
-        BaseHandler.initialize(self, route_name)
+        super().initialize(route_name)
         self._body: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
         self._upstream: asyncio.Task[HTTPResponse] | None = None
         self._ws: tornado.websocket.WebSocketClientConnection | None = None
@@ -88,13 +122,15 @@ class SessionProxyHandler(tornado.websocket.WebSocketHandler, BaseHandler):
 
     # -- set-up -------------------------------------------------------------------------------
 
+    @property
+    def max_body_bytes(self) -> int:
+        """Proxied bodies stream through: the proxy's own limit, not the API's small one."""
+        return int(self.settings[SETTINGS["max_body_bytes"]])
+
     async def prepare(self) -> None:
         """Authenticate, wake the session, and start the upstream request (bodies stream in)."""
-        self.principal = self._authenticate()
-        # Proxied bodies stream through; the API's small body limit does not apply to them.
-        self.request.connection.set_max_body_size(  # type: ignore[union-attr]
-            int(self.settings.get("proxy_max_body_bytes", 1024**3))
-        )
+        await super().prepare()
+        self.request.connection.set_max_body_size(self.max_body_bytes)  # type: ignore[union-attr]
         args = self.path_kwargs
         self.session_id = checked_session_id(args["id"])
         self.target = f"{await self._wake_address()}:{_port(args['port'])}/{args['path']}"
@@ -105,8 +141,8 @@ class SessionProxyHandler(tornado.websocket.WebSocketHandler, BaseHandler):
         self._upstream = asyncio.ensure_future(self._fetch())
 
     async def _wake_address(self) -> str:
-        timeout = float(self.settings.get("proxy_wake_timeout", 120.0))
-        limit = int(self.settings.get("proxy_max_waiting", 100))
+        timeout = float(self.settings[SETTINGS["wake_timeout_seconds"]])
+        limit = int(self.settings[SETTINGS["max_waiting"]])
         with WAITING.hold(self.session_id, limit):
             try:
                 await self.manager.wake(self.principal, self.session_id, timeout=timeout)
@@ -171,7 +207,7 @@ class SessionProxyHandler(tornado.websocket.WebSocketHandler, BaseHandler):
             decompress_response=False,
             allow_nonstandard_methods=True,
             connect_timeout=10,
-            request_timeout=float(self.settings.get("proxy_request_timeout", 3600.0)),
+            request_timeout=float(self.settings[SETTINGS["request_timeout_seconds"]]),
         )
         return await AsyncHTTPClient().fetch(request, raise_error=False)
 
@@ -209,8 +245,7 @@ class SessionProxyHandler(tornado.websocket.WebSocketHandler, BaseHandler):
             self._send_head()
 
     def _send_head(self) -> None:
-        self.clear_header("Content-Type")
-        self.clear_header("Cache-Control")
+        self.clear_header("Content-Type")  # Tornado's default; the session says its own
         self.set_status(*self._status)
         for name, value in self._upstream_headers.get_all():
             if name.lower() not in HOP_BY_HOP or name.lower() == "content-length":
@@ -260,17 +295,6 @@ class SessionProxyHandler(tornado.websocket.WebSocketHandler, BaseHandler):
             except tornado.websocket.WebSocketClosedError:
                 return
         self.close()
-
-    def check_xsrf_cookie(self) -> None:
-        """No XSRF token here: the session's own pages cannot carry ours.
-
-        Cross-site requests are refused instead: the login cookie is SameSite=Lax (browsers
-        do not send it on cross-site POSTs) and a request whose ``Origin`` is another site is
-        answered 403.
-        """
-        origin = self.request.headers.get("Origin")
-        if origin and urlsplit(origin).netloc != self.request.host:
-            raise ApiError(403, "cross_origin", "cross-origin requests to the proxy are refused")
 
     def check_origin(self, origin: str) -> bool:
         """Same-origin only for cookie-authenticated browsers; token clients have no Origin."""

@@ -6,13 +6,14 @@ import asyncio
 import logging
 
 from raworc_spawner import __version__
-from raworc_spawner.handlers.base import BaseHandler, route
+from raworc_spawner.handlers.api_base import ApiHandler
+from raworc_spawner.handlers.base import route
 
 log = logging.getLogger("raworc_spawner.handlers")
 STORE_CHECK_SECONDS = 5.0
 
 
-class HealthHandler(BaseHandler):
+class HealthHandler(ApiHandler):
     """200 ``{"status": "ok"}`` when the store answers; 503 ``{"status": "unavailable"}`` if not."""
 
     auth_required = False
@@ -38,7 +39,7 @@ class HealthHandler(BaseHandler):
         return True
 
 
-class VersionHandler(BaseHandler):
+class VersionHandler(ApiHandler):
     """The server's version and API version."""
 
     auth_required = False

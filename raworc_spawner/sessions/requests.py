@@ -245,6 +245,22 @@ def parse_state(body: object) -> SessionState:
     return state
 
 
+def parse_states(values: Sequence[str]) -> list[SessionState] | None:
+    """The states of a ``state`` filter (None when there are none); an unknown one is refused."""
+    if not values:
+        return None
+    states = []
+    for value in values:
+        try:
+            states.append(SessionState(value))
+        except ValueError:
+            allowed = ", ".join(state.value for state in SessionState)
+            raise FieldErrors(
+                [("state", f"unknown state {value[:40]!r}; one of {allowed}")]
+            ) from None
+    return states
+
+
 def check_name(value: object) -> str:
     """A session name: 1 to 253 printable characters (it is sanitized for Kubernetes labels)."""
     name: str = check_field("name", value)

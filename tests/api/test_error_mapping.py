@@ -13,8 +13,9 @@ from tornado.netutil import bind_sockets
 
 from raworc_spawner import errors
 from raworc_spawner.handlers import make_web_app
+from raworc_spawner.handlers.api_base import ApiHandler
 from raworc_spawner.handlers.auth import TokenAuthenticator
-from raworc_spawner.handlers.base import BaseHandler, route
+from raworc_spawner.handlers.base import route
 from tests.api.conftest import Server
 
 RAISED: dict[str, Exception] = {
@@ -45,7 +46,7 @@ EXPECTED = {
 }
 
 
-class RaisingHandler(BaseHandler):
+class RaisingHandler(ApiHandler):
     auth_required = False
 
     async def get(self, name: str) -> None:

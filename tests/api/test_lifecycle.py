@@ -300,11 +300,11 @@ async def test_health_and_version_answer_without_a_token(server: Server) -> None
 
 @pytest.mark.asyncio
 async def test_health_answers_503_when_the_store_is_unreachable(server: Server) -> None:
-    await server.app.store.close()
+    await server.app.core.store.close()
     try:
         response = await server.client(None).get("/health")
     finally:
-        await server.app.store.open()
+        await server.app.core.store.open()
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable" and response.json()["store"] == "unreachable"
     assert (await server.client(None).get("/health")).status_code == 200

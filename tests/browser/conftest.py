@@ -24,6 +24,7 @@ from traitlets.config import Config
 
 from kubesim import KubeSim
 from raworc_spawner.app import RaworcApp
+from raworc_spawner.backends.local import LocalBackend
 from raworc_spawner.sessions.manager import SYSTEM
 from tests.conftest import require
 
@@ -87,8 +88,8 @@ class PageServer:
 
     def session_pids(self) -> list[int]:
         """Pids of every session process the local backend knows of."""
-        procs = getattr(self.app.manager.backend, "_procs", {})
-        return [proc.pid for proc in procs.values()]
+        backend = self.app.core.backend
+        return list(backend.process_ids().values()) if isinstance(backend, LocalBackend) else []
 
 
 #: Profiles of the Kubernetes-backed server; ``broken`` names an image kubesim cannot pull.
