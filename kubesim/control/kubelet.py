@@ -92,6 +92,7 @@ class Kubelet:
         if self.ctx.config.state_dir:
             return Path(self.ctx.config.state_dir)
         self._state = tempfile.TemporaryDirectory(prefix="kubesim-state-")
+        Path(self._state.name).chmod(0o711)  # pods' users must reach their volumes below it
         return Path(self._state.name)
 
     def start(self) -> None:

@@ -171,28 +171,43 @@ class ProcessRuntime:
 
     async def _stop(self, entry: _Process, grace: float) -> None:
         assert entry.proc is not None
-        if grace > 0:
-            self._terminate(entry)
+        deadline = asyncio.get_running_loop().time() + grace
+        # Until the command itself runs (bubblewrap still setting up) there is no one to
+        # SIGTERM: keep trying, as a runtime signals the container's process once it exists.
+        while grace > 0 and not self._terminate(entry) and not entry.done.is_set():
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(entry.done.wait(), timeout=grace)
+                await asyncio.wait_for(entry.done.wait(), timeout=min(0.05, left))
+        left = deadline - asyncio.get_running_loop().time()
+        if grace > 0 and left > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(entry.done.wait(), timeout=left)
         if not entry.done.is_set():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(entry.proc.pid, signal.SIGKILL)
 
     @staticmethod
-    def _terminate(entry: _Process) -> None:
+    def _terminate(entry: _Process) -> bool:
         """SIGTERM the container's processes; under bubblewrap not its helpers, which would
-        take the sandbox down at once instead of letting the command shut down."""
+        take the sandbox down at once instead of letting the command shut down. Returns
+        whether any process got the signal."""
         assert entry.proc is not None
         pgid = entry.proc.pid
         if not entry.sandboxed:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
+            try:
                 os.killpg(pgid, signal.SIGTERM)
-            return
+            except (ProcessLookupError, PermissionError):
+                return False
+            return True
+        signalled = False
         for pid, parent in group_members(pgid):
             if pid != pgid and parent != pgid:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signal.SIGTERM)
+                    signalled = True
+        return signalled
 
     async def stop_all(self) -> None:
         """Kill every process (kubesim is stopping) and wait for them to be reaped."""

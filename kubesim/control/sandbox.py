@@ -418,6 +418,25 @@ def rewrite_paths(text: str, mounts: Sequence[Mount]) -> str:
     return re.sub(pattern, lambda match: targets[match.group(1)], text)
 
 
+def _host_workdir(host: SandboxHost, uid: str, workdir: str, mounts: list[Mount]) -> Path:
+    """The host directory standing for ``workingDir`` (created as a runtime creates it).
+
+    Under a mount: the volume's directory; an existing host directory: itself; otherwise a
+    per-pod directory (the host's own tree is never written); no workingDir: the first
+    volume's directory, else that per-pod directory.
+    """
+    scratch = host.volumes.empty_dir(uid, "kubesim-workdir")
+    if not workdir:
+        return mounts[0].host_path if mounts else scratch
+    rewritten = Path(rewrite_paths(workdir, mounts))
+    if rewritten == Path(workdir) and rewritten.is_dir():
+        return rewritten
+    if rewritten == Path(workdir):
+        rewritten = scratch / workdir.lstrip("/")
+    rewritten.mkdir(parents=True, exist_ok=True)
+    return rewritten
+
+
 def _host_plan(
     host: SandboxHost,
     pod: dict[str, Any],
@@ -429,15 +448,7 @@ def _host_plan(
 ) -> ProcessPlan:
     env = {k: rewrite_paths(v, mounts) for k, v in env.items()}
     command = [rewrite_paths(a, mounts) for a in command]
-    if workdir:
-        cwd = Path(rewrite_paths(workdir, mounts))
-        if cwd != Path(workdir) or not cwd.is_dir():
-            cwd.mkdir(parents=True, exist_ok=True)
-    elif mounts:
-        cwd = mounts[0].host_path
-    else:
-        cwd = host.volumes.pod_dir(str(pod["metadata"]["uid"])) / "workdir"
-        cwd.mkdir(parents=True, exist_ok=True)
+    cwd = _host_workdir(host, str(pod["metadata"]["uid"]), workdir, mounts)
     argv = [*_user_switch(host, identity), *command] if command else []
     return ProcessPlan(
         argv=tuple(argv),

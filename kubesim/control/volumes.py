@@ -22,6 +22,9 @@ from ..store import Store
 
 CLONED_FROM = "kubesim.io/cloned-from"
 EMPTY_DIR_MODE = 0o777  # the kubelet creates emptyDir volumes world-writable
+PASSAGE_MODE = 0o711
+"""Directories above volumes: a pod's user (runAsUser, without bubblewrap) must get through
+them to its volume, without listing other pods' volumes."""
 
 
 class VolumeError(Exception):
@@ -44,6 +47,16 @@ class VolumeDirs:
     def __init__(self, root: Path, store: Store) -> None:
         self.root = root
         self.store = store
+
+    def _passage(self, *parts: str) -> Path:
+        """``root/parts…``, each level created traversable by every user."""
+        path = self.root
+        for part in parts:
+            path = path / part
+            if not path.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                path.chmod(PASSAGE_MODE)
+        return path
 
     def volume_dir(self, pv_name: str) -> Path:
         """The directory of one PersistentVolume (not created)."""
@@ -103,14 +116,17 @@ class VolumeDirs:
         source = ((pv.get("metadata") or {}).get("annotations") or {}).get(CLONED_FROM, "")
         source_dir = self.volume_dir(source) if source else None
         if source_dir is not None and source_dir.is_dir():
+            self._passage("volumes")
             shutil.copytree(source_dir, path, symlinks=True)
         else:
-            path.mkdir(parents=True, exist_ok=True)
+            self._passage("volumes")
+            path.mkdir(exist_ok=True)
 
     def empty_dir(self, pod_uid: str, volume: str) -> Path:
         path = self.pod_dir(pod_uid) / "volumes" / volume
         if not path.exists():
-            path.mkdir(parents=True)
+            self._passage("pods", pod_uid, "volumes")
+            path.mkdir()
             path.chmod(EMPTY_DIR_MODE)
         return path
 
