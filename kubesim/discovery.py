@@ -25,7 +25,10 @@ SUBRESOURCE_KINDS = {
     "binding": ("", "v1", "Binding"),
     "token": ("authentication.k8s.io", "v1", "TokenRequest"),
 }
-CATEGORIES = {"pods": ["all"], "services": ["all"]}
+#: ``kubectl get all`` expands the ``all`` category (resource keys, as in the catalog).
+CATEGORIES = {
+    key: ["all"] for key in ("pods", "services", "deployments.apps", "jobs.batch", "cronjobs.batch")
+}
 
 
 def version_info(git_version: str) -> Obj:
@@ -83,8 +86,8 @@ def _resource_entries(rt: ResourceType) -> list[Obj]:
     }
     if rt.short_names:
         entry["shortNames"] = list(rt.short_names)
-    if rt.plural in CATEGORIES and not rt.group:
-        entry["categories"] = CATEGORIES[rt.plural]
+    if rt.key in CATEGORIES:
+        entry["categories"] = CATEGORIES[rt.key]
     entries = [entry]
     for sub in rt.subresources:
         sub_entry: Obj = {
@@ -133,8 +136,8 @@ def _aggregated_resource(rt: ResourceType) -> Obj:
     }
     if rt.short_names:
         out["shortNames"] = list(rt.short_names)
-    if rt.plural in CATEGORIES and not rt.group:
-        out["categories"] = CATEGORIES[rt.plural]
+    if rt.key in CATEGORIES:
+        out["categories"] = CATEGORIES[rt.key]
     if rt.subresources:
         out["subresources"] = [
             {

@@ -346,3 +346,53 @@ async def test_a_protobuf_object_posted_to_another_resource_is_refused(sim: Kube
     )
     assert status == 400
     assert body["message"] == 'ConfigMap in version "v1" cannot be handled as a Secret'
+
+
+def number_field(number: int, value: int) -> bytes:
+    """A varint field (wire type 0); negative numbers as 64-bit two's complement."""
+    return varint(number << 3) + varint(value & (1 << 64) - 1)
+
+
+def test_decoding_keeps_pointer_zeros_and_drops_empty_plain_values() -> None:
+    spec = (
+        number_field(1, 0)  # replicas: a pointer, an explicit 0 is kept
+        + number_field(5, 0)  # minReadySeconds: plain, 0 is omitted as JSON omits it
+        + field(4, b"")  # strategy: an empty struct is omitted
+        + number_field(6, -1)  # revisionHistoryLimit: negative int32
+    )
+    deployment = field(1, field(1, b"d") + field(2, b"")) + field(2, spec)
+    assert decode_object(envelope("apps/v1", "Deployment", deployment)) == {
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "metadata": {"name": "d"},
+        "spec": {"replicas": 0, "revisionHistoryLimit": -1},
+    }
+
+
+def test_decoding_reads_maps_quantities_int_or_strings_and_times() -> None:
+    quantity = field(1, field(1, b"cpu") + field(2, field(1, b"500m")))  # map entry
+    metadata = (
+        field(1, b"q")
+        + field(8, number_field(1, 1_714_557_600))  # creationTimestamp
+        + field(11, field(1, b"app") + field(2, b"raworc"))  # labels entry
+    )
+    quota = field(1, metadata) + field(2, quantity)
+    assert decode_object(envelope("v1", "ResourceQuota", quota)) == {
+        "kind": "ResourceQuota",
+        "apiVersion": "v1",
+        "metadata": {
+            "name": "q",
+            "creationTimestamp": "2024-05-01T10:00:00Z",
+            "labels": {"app": "raworc"},
+        },
+        "spec": {"hard": {"cpu": "500m"}},
+    }
+    named_port = number_field(1, 1) + field(3, b"http")  # IntOrString type=String
+    port = number_field(3, 80) + field(4, named_port)
+    service = field(1, field(1, b"s")) + field(2, field(1, port))
+    decoded = decode_object(envelope("v1", "Service", service))
+    assert decoded["spec"]["ports"] == [{"port": 80, "targetPort": "http"}]
+    renew = field(4, number_field(1, 1_714_557_600) + number_field(2, 123_456_000))
+    lease = field(1, field(1, b"l")) + field(2, renew)
+    decoded = decode_object(envelope("coordination.k8s.io/v1", "Lease", lease))
+    assert decoded["spec"] == {"renewTime": "2024-05-01T10:00:00.123456Z"}
