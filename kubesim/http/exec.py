@@ -171,7 +171,12 @@ async def pod_exec(sim: KubeSim, request: web.Request, route: Route) -> web.Stre
             f"{request.headers.get('Sec-WebSocket-Protocol')}; supports "
             f"[{' '.join(channels.PROTOCOLS)}]",
         )
-    plan = plan_for(sim, pod, container, options.command)
+    argv = options.command
+    if streams.tty and (setsid := shutil.which("setsid")):
+        # The terminal must be the controlling terminal of a session inside the sandbox's PID
+        # namespace (shells set its foreground group): setsid makes one there, as runc does.
+        argv = [setsid, "--wait", "--ctty", *argv]
+    plan = plan_for(sim, pod, container, argv)
     return await _serve(request, protocol, options, plan)
 
 

@@ -123,7 +123,11 @@ def _pipe_reader(stream: asyncio.StreamReader) -> Reader:
 
 
 async def _start_on_terminal(plan: LaunchPlan, streams: Streams) -> ExecProcess:
-    """One pseudo-terminal for stdin, stdout and stderr, as a container runtime gives ``-t``."""
+    """One pseudo-terminal for stdin, stdout and stderr, as a container runtime gives ``-t``.
+
+    It is nobody's controlling terminal yet: the command takes it (``setsid --ctty``) in its own
+    session, where its shell can set the foreground process group.
+    """
     leader, follower = pty.openpty()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -134,7 +138,6 @@ async def _start_on_terminal(plan: LaunchPlan, streams: Streams) -> ExecProcess:
             stdout=follower,
             stderr=follower,
             start_new_session=True,
-            preexec_fn=_take_terminal,
         )
     except BaseException:
         os.close(leader)
@@ -146,11 +149,6 @@ async def _start_on_terminal(plan: LaunchPlan, streams: Streams) -> ExecProcess:
     if streams.stdout:
         outputs.append((Channel.STDOUT, _terminal_reader(leader)))
     return ExecProcess(proc, outputs, leader, [lambda: os.close(leader)])
-
-
-def _take_terminal() -> None:
-    """In the child, after setsid: make stdin its controlling terminal (job control, ^C)."""
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def _settle(ready: asyncio.Future[None]) -> None:

@@ -80,10 +80,17 @@ def cluster() -> Iterator[KubeSimProcess]:
 
 
 @pytest.fixture(scope="module")
-def kubectl(cluster: KubeSimProcess, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+def kubectl_env(
+    cluster: KubeSimProcess, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     home = tmp_path_factory.mktemp("home")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin"), "HOME": str(home)}
-    env["KUBECONFIG"] = cluster.kubeconfig
+    path = os.environ.get("PATH", "/usr/bin")
+    return {"PATH": path, "HOME": str(home), "KUBECONFIG": cluster.kubeconfig}
+
+
+@pytest.fixture(scope="module")
+def kubectl(kubectl_env: dict[str, str]) -> Kubectl:
+    env = kubectl_env
 
     def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -141,6 +148,28 @@ def test_dash_c_picks_the_container_and_without_it_kubectl_takes_the_default_one
     first = kubectl("exec", session, "-n", NS, "--", "sh", "-c", "echo ${ROLE:-none}")
     assert (first.returncode, first.stdout) == (0, "none\n")
     assert first.stderr == ""
+
+
+def test_exec_with_a_terminal_runs_an_interactive_shell(
+    kubectl_env: dict[str, str], session: str
+) -> None:
+    """``kubectl exec -it`` needs a terminal of its own: ``script`` gives it one (40x120)."""
+    script = shutil.which("script")
+    if script is None:
+        pytest.skip("script (util-linux) is not installed")
+    command = f"stty rows 40 cols 120; {KUBECTL} exec -it {session} -n {NS} -- sh"
+    typed = "stty size; tty -s && echo on-a-tty; exit 5\n"
+    done = subprocess.run(
+        [script, "-qec", command, "/dev/null"],
+        input=typed,
+        capture_output=True,
+        text=True,
+        env=kubectl_env,
+        timeout=60,
+    )
+    assert done.returncode == 5, done.stdout
+    assert "40 120\non-a-tty\n" in done.stdout  # text mode turns the terminal's \r\n into \n
+    assert done.stdout.endswith("command terminated with exit code 5\n")
 
 
 UNRUNNABLE = """
