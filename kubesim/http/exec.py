@@ -15,7 +15,8 @@ Then, unlike a cluster, kubesim needs process mode (``--run-processes``) to have
 run the command next to: without it the answer is a 400 saying so. The command runs in the
 container's environment (its variables, mounts, user and working directory, as
 :func:`kubesim.control.sandbox.plan_process` plans it), with its own process group that is
-killed when the client goes away.
+killed when the client goes away, and when the container stops (its pod deleted, its process
+ended), as runc kills every process of a container: the client then sees exit code 137.
 
 The stream follows :mod:`.channels`: an empty message on the first output channel once the
 connection is up, output as it comes, then the Status on the error channel and a normal close.
@@ -39,6 +40,7 @@ from ..control.podenv import ContainerConfigError
 from ..control.sandbox import SandboxHost, plan_process
 from ..errors import ApiError, bad_request
 from ..objects import Obj
+from ..store import Change, Store
 from . import channels
 from .channels import Channel, Protocol
 from .exec_process import ExecProcess, LaunchPlan, Reader, Streams, start
@@ -177,7 +179,8 @@ async def pod_exec(sim: KubeSim, request: web.Request, route: Route) -> web.Stre
         # namespace (shells set its foreground group): setsid makes one there, as runc does.
         argv = [setsid, "--wait", "--ctty", *argv]
     plan = plan_for(sim, pod, container, argv)
-    return await _serve(request, protocol, options, plan)
+    watch = ContainerWatch(sim.store, str(pod["metadata"]["uid"]), container)
+    return await _serve(request, protocol, options, plan, watch)
 
 
 def plan_for(sim: KubeSim, pod: Obj, container: str, argv: list[str]) -> LaunchPlan:
@@ -192,17 +195,39 @@ def plan_for(sim: KubeSim, pod: Obj, container: str, argv: list[str]) -> LaunchP
         raise ApiError(500, "InternalError", f"Internal error occurred: {e}") from e
 
 
+@dataclass(frozen=True)
+class ContainerWatch:
+    """The container an exec runs next to: when it stops, its exec'd processes die too."""
+
+    store: Store
+    pod_uid: str
+    container: str
+
+    def stopped(self, change: Change) -> bool:
+        """Whether ``change`` ends the container (its pod deleted, or it is no longer running)."""
+        if change.resource != "pods" or change.obj["metadata"].get("uid") != self.pod_uid:
+            return False
+        return change.type == "DELETED" or not is_running(change.obj, self.container)
+
+
 async def _serve(
-    request: web.Request, protocol: Protocol, options: ExecOptions, plan: LaunchPlan
+    request: web.Request,
+    protocol: Protocol,
+    options: ExecOptions,
+    plan: LaunchPlan,
+    watch: ContainerWatch,
 ) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(protocols=(protocol.name,) if protocol.name else ())
     await ws.prepare(request)
     session = ExecSession(ws, protocol, options)
     sessions = request.app[SESSIONS]
     sessions.add(session)
+    # As runc kills every process of a container whose main process ends, exec'd ones included.
+    unsubscribe = watch.store.subscribe(lambda c: session.abort() if watch.stopped(c) else None)
     try:
         await session.run(plan)
     finally:
+        unsubscribe()
         sessions.discard(session)
         session.abort()
     return ws

@@ -46,6 +46,7 @@ metadata:
   namespace: raworc-sessions
   annotations: {{kubectl.kubernetes.io/default-container: session}}
 spec:
+  securityContext: {{runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000}}
   containers:
   - name: session
     image: python:3.11-slim
@@ -130,12 +131,12 @@ def test_piped_stdin_reaches_the_command_and_its_end_ends_it(
     assert counted.stdout.strip() == "3"
 
 
-def test_the_command_sees_the_containers_environment_directory_and_volume(
+def test_the_command_runs_as_the_containers_process_user_environment_directory_and_volume(
     kubectl: Kubectl, session: str
 ) -> None:
-    script = "echo $GREETING; pwd; echo kept > note; ls /workspace"
+    script = "echo $GREETING; id -u; pwd; echo kept > note; ls /workspace"
     done = kubectl("exec", session, "-n", NS, "--", "sh", "-c", script)
-    assert (done.returncode, done.stdout) == (0, "hello s1\n/workspace\nnote\n")
+    assert (done.returncode, done.stdout) == (0, "hello s1\n1000\n/workspace\nnote\n")
     again = kubectl("exec", session, "-n", NS, "--", "cat", "/workspace/note")
     assert again.stdout == "kept\n"
 
@@ -447,6 +448,25 @@ async def test_stopping_kubesim_ends_running_execs(no_leaked_tasks: None) -> Non
     finally:
         await (stopping or sim.stop())
     assert await _gone("31338")
+
+
+@pytest.mark.asyncio
+async def test_deleting_the_pod_ends_its_execs_with_exit_code_137(
+    sim: KubeSim, core: Any, http: aiohttp.ClientSession, pod: str
+) -> None:
+    url = exec_url(sim, pod, ["sleep", "31339"])
+    async with http.ws_connect(
+        url, protocols=("v5.channel.k8s.io",), headers=auth(sim.token)
+    ) as ws:
+        assert (await ws.receive()).data == b"\x01"
+        await core.delete_namespaced_pod(pod, NS, grace_period_seconds=0)
+        transcript = await asyncio.wait_for(read_all(ws), 10)
+    status = json.loads(transcript.channel(3))
+    assert (status["reason"], status["details"]) == (
+        "NonZeroExitCode",
+        {"causes": [{"reason": "ExitCode", "message": "137"}]},
+    )
+    assert await _gone("31339")
 
 
 # -- refusals ------------------------------------------------------------------------------------
