@@ -290,6 +290,11 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             return session
         return await self._waker.wake(session_id, timeout=timeout)
 
+    async def heartbeat(self, principal: Principal, session_id: str) -> None:
+        """An explicit sign of life from the session's user or agent: activity now."""
+        await self.get(principal, session_id)
+        self._activity.note(session_id)
+
     def note_activity(self, session_id: str, when: datetime | None = None) -> None:
         """Record activity on a session (coalesced; written in batches)."""
         self._activity.note(session_id, when)
