@@ -24,6 +24,7 @@ values win over the pod's), with ``fsGroup`` and ``supplementalGroups`` as extra
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
@@ -365,14 +366,17 @@ def _bwrap_plan(
     mount_paths = [m.mount_path for m in mounts]
     ro_paths = [p for p in (*SYSTEM_PATHS, *host.read_only_paths) if not _under(p, mount_paths)]
     sc = container.get("securityContext") or {}
-    args = [host.bwrap, *_namespace_args(env["HOSTNAME"]), *_read_only_args(ro_paths)]
-    args += ["--ro-bind-try", "/sys", "/sys", *_system_args()]
+    files = _named_files(command, [*ro_paths, *mount_paths])
+    args = [host.bwrap, *_namespace_args(env["HOSTNAME"])]
+    args += _passages([*ro_paths, *mount_paths, *files, workdir], [*ro_paths, *mount_paths])
+    args += [*_read_only_args(ro_paths), "--ro-bind-try", "/sys", "/sys", *_system_args()]
     if not _under("/tmp", mount_paths):
         args += ["--perms", "1777", "--dir", "/tmp"]
     for mount in sorted(mounts, key=lambda m: m.mount_path.count("/")):
+        _make_nested_mount_point(mount, mounts)
         flag = "--ro-bind" if mount.read_only else "--bind"
         args += [flag, str(mount.host_path), mount.mount_path]
-    for path in _named_files(command, [*ro_paths, *mount_paths]):
+    for path in files:
         args += ["--ro-bind", path, path]
     args += _workdir_args(workdir, mounts, ro_paths)
     if sc.get("readOnlyRootFilesystem"):
@@ -392,6 +396,31 @@ def _bwrap_plan(
     )
 
 
+def _passages(targets: Sequence[str], bound: Sequence[str]) -> list[str]:
+    """``--dir`` (mode 0755) for the directories leading to binds on the empty root.
+
+    bubblewrap would make them itself but only root could pass (mode 0700), and a pod's user
+    must reach ``/root/.pyenv/…`` or ``/work/…/.venv`` as it reaches ``/usr``.
+    """
+    parents: set[str] = set()
+    for target in targets:
+        parent = os.path.dirname(target.rstrip("/"))
+        while parent not in ("", "/"):
+            parents.add(parent)
+            parent = os.path.dirname(parent)
+    wanted = sorted(p for p in parents if p not in targets and not _under(p, bound))
+    return [arg for p in wanted for arg in ("--perms", "0755", "--dir", p)]
+
+
+def _make_nested_mount_point(mount: Mount, mounts: Sequence[Mount]) -> None:
+    """A mount inside another volume needs its mount point in that volume's directory."""
+    for outer in mounts:
+        if outer is not mount and _under(mount.mount_path, [outer.mount_path]):
+            relative = os.path.relpath(mount.mount_path, outer.mount_path)
+            with contextlib.suppress(OSError):
+                (outer.host_path / relative).mkdir(parents=True, exist_ok=True)
+
+
 def _workdir_args(workdir: str, mounts: list[Mount], ro_paths: Sequence[str]) -> list[str]:
     """``--chdir``, creating the directory first as container runtimes do."""
     for mount in sorted(mounts, key=lambda m: -len(m.mount_path)):
@@ -400,7 +429,7 @@ def _workdir_args(workdir: str, mounts: list[Mount], ro_paths: Sequence[str]) ->
             (mount.host_path / relative).mkdir(parents=True, exist_ok=True)
             return ["--chdir", workdir]
     if workdir != "/" and not _under(workdir, ro_paths):
-        return ["--dir", workdir, "--chdir", workdir]
+        return ["--perms", "0755", "--dir", workdir, "--chdir", workdir]
     return ["--chdir", workdir]
 
 
