@@ -42,6 +42,7 @@ KINDS: dict[tuple[str, str], str] = {
     ("rbac.authorization.k8s.io/v1", "Role"): "Role",
     ("rbac.authorization.k8s.io/v1", "ClusterRole"): "ClusterRole",
     ("rbac.authorization.k8s.io/v1", "RoleBinding"): "RoleBinding",
+    # ClusterRoleBinding has RoleBinding's fields and numbers (rbac/v1/generated.proto).
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"): "RoleBinding",
     ("scheduling.k8s.io/v1", "PriorityClass"): "PriorityClass",
     ("coordination.k8s.io/v1", "Lease"): "Lease",

@@ -40,7 +40,8 @@ class Field:
     message: str = ""
     repeated: bool = False
     keep: bool = False
-    """Keep the value even when it is empty (Go pointer, or JSON without ``omitempty``)."""
+    """Keep the value even when empty: a Go pointer (sent only when set, so an explicit ``0``,
+    ``false`` or ``{}`` means something) or a JSON field without ``omitempty``."""
     inline: bool = False
     """Merge the nested message's fields into this one (``json:",inline"`` embedding)."""
 
