@@ -221,16 +221,3 @@ class ProcessRuntime:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def container_env(pod: dict[str, object], container: dict[str, object], ip: str) -> dict[str, str]:
-    """The container's environment without API lookups; prefer ``sandbox.plan_process``."""
-    from ..store import Store
-    from .sandbox import container_env as full_env
-    from .sandbox import resolve_identity
-
-    status = dict(pod.get("status") or {})  # type: ignore[call-overload]
-    status["podIP"] = ip
-    with_ip = {**pod, "status": status}
-    identity = resolve_identity(with_ip, container)
-    return full_env(with_ip, container, Store(history_size=1), identity)
