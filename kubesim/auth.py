@@ -97,8 +97,11 @@ class Policy:
         raise self.forbidden(token, attrs)
 
     def forbidden(self, token: str, attrs: Attributes) -> ApiError:
+        # As the API server words it (apiserver endpoints/handlers/responsewriters): the group-
+        # qualified resource and name, then the resource with its subresource in the reason.
         what = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
-        subject = f'{what} "{attrs.name}"' if attrs.name else what
+        qualified = f"{attrs.resource}.{attrs.group}" if attrs.group else attrs.resource
+        subject = f'{qualified} "{attrs.name}"' if attrs.name else qualified
         scope = (
             f'in the namespace "{attrs.namespace}"' if attrs.namespace else "at the cluster scope"
         )
