@@ -145,10 +145,9 @@ def test_dash_c_picks_the_container_and_without_it_kubectl_takes_the_default_one
     kubectl: Kubectl, session: str
 ) -> None:
     sidecar = kubectl("exec", session, "-c", "sidecar", "-n", NS, "--", "sh", "-c", "echo $ROLE")
-    assert (sidecar.returncode, sidecar.stdout) == (0, "sidecar\n")
+    assert (sidecar.returncode, sidecar.stdout, sidecar.stderr) == (0, "sidecar\n", "")
     first = kubectl("exec", session, "-n", NS, "--", "sh", "-c", "echo ${ROLE:-none}")
-    assert (first.returncode, first.stdout) == (0, "none\n")
-    assert first.stderr == ""
+    assert (first.returncode, first.stdout, first.stderr) == (0, "none\n", "")
 
 
 def test_exec_with_a_terminal_runs_an_interactive_shell(
