@@ -141,6 +141,20 @@ def test_the_command_runs_as_the_containers_process_user_environment_directory_a
     assert again.stdout == "kept\n"
 
 
+def test_kubectl_cp_copies_a_file_in_and_out_through_exec(
+    kubectl: Kubectl, session: str, tmp_path: Path
+) -> None:
+    """``kubectl cp`` runs ``tar`` through exec: binary stdin with its end, binary stdout."""
+    source = tmp_path / "blob"
+    source.write_bytes(os.urandom(300_000))
+    into = kubectl("cp", str(source), f"{NS}/{session}:/workspace/blob", "-c", "session")
+    assert into.returncode == 0, into.stderr
+    back = tmp_path / "back"
+    out = kubectl("cp", f"{NS}/{session}:/workspace/blob", str(back), "-c", "session")
+    assert out.returncode == 0, out.stderr
+    assert back.read_bytes() == source.read_bytes()
+
+
 def test_dash_c_picks_the_container_and_without_it_kubectl_takes_the_default_one(
     kubectl: Kubectl, session: str
 ) -> None:
