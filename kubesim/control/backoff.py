@@ -27,6 +27,9 @@ class RestartBackoff:
     cap: float
     _entries: dict[str, _Entry] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.cap = max(self.cap, self.base)  # a cap below the base would shrink the back-off
+
     def delay_before_restart(self, name: str, *, now: float | None = None) -> float:
         """Seconds to wait in ``CrashLoopBackOff`` before restarting ``name``; 0: at once.
 
