@@ -59,12 +59,7 @@ Kind = BackendEventKind
 
 
 class KubernetesBackend(LoggingConfigurable):
-    """Runs each session as a pod with a PVC workspace (``KUBERNETES_ENABLED=true``).
-
-    Its own settings say how to reach the API server and how patient to be; what a session's
-    pod and PVC look like is :class:`KubernetesSettings` (``self.settings``), which checks
-    itself when constructed here.
-    """
+    """Runs each session as a pod with a PVC workspace (``KUBERNETES_ENABLED=true``)."""
 
     name = "kubernetes"
 
@@ -119,6 +114,8 @@ class KubernetesBackend(LoggingConfigurable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # The traits above say how to reach the API server and how patient to be; what a
+        # session's pod and PVC look like is KubernetesSettings, which checks itself here.
         self.settings = KubernetesSettings(parent=self)
         self.renderer = ManifestRenderer(self.settings)
         self.client: KubeClient | None = None

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from traitlets import Bool, Dict, Enum, HasTraits, Int, List, TraitType, Unicode
+from traitlets import HasTraits, TraitType
 
 from raworc_spawner.backends.base import SessionSpec
 from raworc_spawner.backends.kubernetes import profiles as pc
@@ -57,7 +57,10 @@ def is_dns1123_label(value: str) -> bool:
 
 
 class NamedErrors(TraitType[Any, Any]):
-    """A trait whose type errors are InvalidConfig naming the setting, like the value checks."""
+    """A trait whose type errors are InvalidConfig naming the setting, like the value checks.
+
+    Mixed into the settings' trait types (before the traitlets type it refines).
+    """
 
     def error(
         self,
@@ -72,35 +75,6 @@ class NamedErrors(TraitType[Any, Any]):
         if isinstance(item_info, str):  # an element of a list was refused
             allowed = f"{allowed} whose items are {item_info}"
         raise InvalidConfig(f"{owner}.{self.name}", value, allowed)
-
-
-class SettingInt(NamedErrors, Int):
-    """An Int trait whose type errors name the setting."""
-
-
-class SettingBool(NamedErrors, Bool):
-    """A Bool trait whose type errors name the setting."""
-
-
-class SettingUnicode(NamedErrors, Unicode):
-    """A Unicode trait whose type errors name the setting."""
-
-
-class SettingList(NamedErrors, List):
-    """A List trait whose type errors name the setting."""
-
-
-class SettingDict(NamedErrors, Dict):
-    """A Dict trait whose type errors name the setting."""
-
-
-class SettingEnum(NamedErrors, Enum):
-    """An Enum that also refuses unknown values when parsed from text (env, command line)."""
-
-    def from_string(self, s: str) -> Any:
-        if s not in (self.values or ()):
-            raise ValueError(f"{s!r} is not one of " + ", ".join(map(str, self.values or ())))
-        return super().from_string(s)
 
 
 # -- one trait at a time ---------------------------------------------------------------------------
