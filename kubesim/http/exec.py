@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from ..control.podenv import ContainerConfigError
-from ..control.sandbox import SandboxHost, plan_process
+from ..control.sandbox import plan_process
 from ..errors import ApiError, bad_request
 from ..objects import Obj
 from ..store import Change, Store
@@ -124,11 +124,6 @@ def is_running(pod: Obj, container: str) -> bool:
     return False
 
 
-def _kubelet_error(code: int, text: str) -> web.Response:
-    """An error as the kubelet writes it (plain text), passed through by the API server."""
-    return web.Response(status=code, text=text, content_type="text/plain")
-
-
 def _no_processes(pod_name: str) -> ApiError:
     return bad_request(
         f"pod {pod_name} has no processes to exec into: kubesim runs container commands only "
@@ -137,56 +132,81 @@ def _no_processes(pod_name: str) -> ApiError:
     )
 
 
-def _is_websocket(request: web.Request) -> bool:
-    return request.headers.get("Upgrade", "").lower() == "websocket"
+class KubeletRefusal(Exception):
+    """A refusal from the kubelet: plain text, passed through by the API server as is."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+        self.text = text
+
+    def response(self) -> web.Response:
+        return web.Response(status=self.code, text=self.text, content_type="text/plain")
 
 
 async def pod_exec(sim: KubeSim, request: web.Request, route: Route) -> web.StreamResponse:
     """Check the request, upgrade to a WebSocket and run the command until it exits."""
     options = ExecOptions.from_query(request.query)
     pod = sim.registry.get(route.rt, route.ns, route.name)
-    container = container_for(pod, route.name, options.container)
-    if not (pod.get("spec") or {}).get("nodeName"):
-        raise bad_request(f"pod {route.name} does not have a host assigned")
-    streams = options.streams
-    if not (streams.stdin or streams.stdout or streams.stderr):
-        return _kubelet_error(400, "you must specify at least 1 of stdin, stdout, stderr")
-    if not is_running(pod, container):
-        return _kubelet_error(500, f'container not found ("{container}")')
-    if not sim.config.run_processes:
-        raise _no_processes(route.name)
-    if not options.command:
-        raise bad_request("you must specify at least one command for the container")
-    if not _is_websocket(request):
+    try:
+        container = _check(sim, pod, route.name, options)
+    except KubeletRefusal as refusal:
+        return refusal.response()
+    if request.headers.get("Upgrade", "").lower() != "websocket":
         raise bad_request(
             "Upgrade request required: kubesim serves exec over WebSocket only "
             f"({', '.join(channels.PROTOCOLS)}), not SPDY"
         )
-    protocol = channels.negotiate(
-        channels.offered_protocols(request.headers.get("Sec-WebSocket-Protocol", ""))
-    )
+    protocol = _negotiate(request.headers.get("Sec-WebSocket-Protocol", ""))
+    plan = plan_for(sim, pod, container, _argv(options))
+    watch = ContainerWatch(sim.store, str(pod["metadata"]["uid"]), container)
+    return await _serve(request, protocol, options, plan, watch)
+
+
+def _check(sim: KubeSim, pod: Obj, name: str, options: ExecOptions) -> str:
+    """The container to run in, after the API server's and the kubelet's checks (in order)."""
+    container = container_for(pod, name, options.container)
+    if not (pod.get("spec") or {}).get("nodeName"):
+        raise bad_request(f"pod {name} does not have a host assigned")
+    streams = options.streams
+    if not (streams.stdin or streams.stdout or streams.stderr):
+        raise KubeletRefusal(400, "you must specify at least 1 of stdin, stdout, stderr")
+    if not is_running(pod, container):
+        raise KubeletRefusal(500, f'container not found ("{container}")')
+    if not sim.config.run_processes or sim.kubelet.host is None:
+        raise _no_processes(name)
+    if not options.command:
+        raise bad_request("you must specify at least one command for the container")
+    return container
+
+
+def _negotiate(header: str) -> Protocol:
+    """The subprotocol to speak; 403 when none offered is known (as wsstream's handshake)."""
+    protocol = channels.negotiate(channels.offered_protocols(header))
     if protocol is None:
         raise ApiError(
             403,
             "Forbidden",
-            "requested protocol(s) are not supported: "
-            f"{request.headers.get('Sec-WebSocket-Protocol')}; supports "
+            f"requested protocol(s) are not supported: {header}; supports "
             f"[{' '.join(channels.PROTOCOLS)}]",
         )
-    argv = options.command
-    if streams.tty and (setsid := shutil.which("setsid")):
-        # The terminal must be the controlling terminal of a session inside the sandbox's PID
-        # namespace (shells set its foreground group): setsid makes one there, as runc does.
-        argv = [setsid, "--wait", "--ctty", *argv]
-    plan = plan_for(sim, pod, container, argv)
-    watch = ContainerWatch(sim.store, str(pod["metadata"]["uid"]), container)
-    return await _serve(request, protocol, options, plan, watch)
+    return protocol
+
+
+def _argv(options: ExecOptions) -> list[str]:
+    """The command; with a terminal, run so that the terminal is its controlling one.
+
+    The terminal must control a session inside the sandbox's PID namespace (shells set its
+    foreground process group there): ``setsid --ctty`` makes one, as runc does for ``-t``.
+    """
+    setsid = shutil.which("setsid") if options.streams.tty else None
+    return [setsid, "--wait", "--ctty", *options.command] if setsid else options.command
 
 
 def plan_for(sim: KubeSim, pod: Obj, container: str, argv: list[str]) -> LaunchPlan:
     """How to run ``argv`` as the container's own process runs: same environment, mounts, user
     and sandbox (:func:`kubesim.control.sandbox.plan_process`, with the kubelet's host)."""
-    host: SandboxHost | None = getattr(sim.kubelet, "host", None)
+    host = sim.kubelet.host
     if host is None:
         raise _no_processes(str(pod["metadata"]["name"]))
     try:
