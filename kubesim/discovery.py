@@ -19,11 +19,13 @@ SUBRESOURCE_VERBS = {
     "binding": ["create"],
     "finalize": ["update"],
     "token": ["create"],
+    "exec": ["create", "get"],
 }
 #: Subresources whose request and response are another kind: (group, version, kind).
 SUBRESOURCE_KINDS = {
     "binding": ("", "v1", "Binding"),
     "token": ("authentication.k8s.io", "v1", "TokenRequest"),
+    "exec": ("", "v1", "PodExecOptions"),
 }
 #: ``kubectl get all`` expands the ``all`` category (resource keys, as in the catalog).
 CATEGORIES = {

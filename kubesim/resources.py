@@ -72,7 +72,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         "Pod",
         "pods",
         short_names=("po",),
-        subresources=("status", "log", "binding"),
+        subresources=("status", "log", "binding", "exec"),
         return_deleted=True,
         has_status=True,
     ),
