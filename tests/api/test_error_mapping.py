@@ -103,3 +103,15 @@ async def test_a_user_over_the_session_quota_gets_429_with_retry_after(server: S
     refused = await bob.post("/api/v0/sessions", json={"name": "one too many"})
     assert refused.status_code == 429 and refused.headers["Retry-After"]
     assert refused.json()["error"]["code"] == "quota_exceeded"
+
+
+@pytest.mark.asyncio
+async def test_an_application_built_without_proxy_limits_serves_no_session_proxy(
+    raising_client: httpx.AsyncClient, server: Server
+) -> None:
+    path = "/sessions/6f1c2a4e-8b9d-4e3f-a1b2-c3d4e5f60718/proxy/8080/index.html"
+    without = await raising_client.get(path)
+    assert without.status_code == 404 and without.json()["error"]["code"] == "not_found"
+    with_limits = await server.client(None).get(path)  # the server passes its proxy_* traits
+    assert with_limits.status_code == 401
+    assert with_limits.json()["error"]["code"] == "unauthorized"

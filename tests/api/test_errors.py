@@ -11,10 +11,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from raworc_spawner.sessions.model import SessionState
+from raworc_spawner.sessions.requests import FieldErrors, parse_create, parse_state
 from tests.api.conftest import Server, wait_for_state
 
 API = "/api/v0"
 UNKNOWN_ID = "6f1c2a4e-8b9d-4e3f-a1b2-c3d4e5f60718"
+UNKNOWN_FIELD = (
+    "unknown field; allowed fields are agent_ids, metadata, name, namespace, profile, "
+    "starting_prompt, waiting_timeout_seconds"
+)
 
 
 def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
@@ -119,6 +125,52 @@ async def test_invalid_create_bodies_get_422_naming_the_field(
     response = await server.client().post(f"{API}/sessions", content=json.dumps(body))
     error = assert_error(response, 422, "invalid_field")
     assert error["field"] == field and field in error["message"]
+
+
+@pytest.mark.asyncio
+async def test_a_body_with_several_bad_fields_gets_422_naming_the_first_in_field_order(
+    server: Server,
+) -> None:
+    body = {"metadata": [], "namespace": "Not Valid", "name": "", "extra": 1}
+    response = await server.client().post(f"{API}/sessions", json=body)
+    error = assert_error(response, 422, "invalid_field")
+    assert error["field"] == "extra"
+    del body["extra"]
+    response = await server.client().post(f"{API}/sessions", json=body)
+    error = assert_error(response, 422, "invalid_field")
+    assert error == {
+        "code": "invalid_field",
+        "message": "name: must be 1 to 253 characters long",
+        "field": "name",
+    }
+
+
+def test_request_parsing_reports_every_bad_field_at_once_in_field_order() -> None:
+    body = {"waiting_timeout_seconds": -1, "name": 5, "agent_ids": "a", "colour": "red"}
+    with pytest.raises(FieldErrors) as caught:
+        parse_create(body)
+    assert caught.value.problems == (
+        ("colour", UNKNOWN_FIELD),
+        ("name", "must be a string, not a number"),
+        ("agent_ids", "must be a list of non-empty strings"),
+        ("waiting_timeout_seconds", "must be between 0 (never idle out) and 2592000; got -1"),
+    )
+    assert (caught.value.field, caught.value.message) == ("colour", f"colour: {UNKNOWN_FIELD}")
+
+
+def test_a_create_body_without_a_namespace_leaves_it_to_the_server_default() -> None:
+    assert parse_create({"name": "x"}).namespace is None
+    assert parse_create({"name": "x", "namespace": "team-a"}).namespace == "team-a"
+    with pytest.raises(FieldErrors) as caught:
+        parse_create({"name": "x", "namespace": None})
+    assert caught.value.field == "namespace"
+
+
+def test_a_state_change_parses_into_a_session_state() -> None:
+    assert parse_state({"state": "idle"}) is SessionState.IDLE
+    with pytest.raises(FieldErrors) as caught:
+        parse_state({})
+    assert caught.value.message == "state: must be one of ready, idle, busy; got None"
 
 
 @pytest.mark.asyncio

@@ -138,6 +138,18 @@ async def test_patch_changes_only_the_given_fields(server: Server) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_session_created_without_a_namespace_gets_the_servers_default(
+    server: Server,
+) -> None:
+    server.app.manager.default_namespace = "team-a"
+    client = server.client()
+    unnamed = await client.post(f"{API}/sessions", json={"name": "no namespace"})
+    chosen = await client.post(f"{API}/sessions", json={"name": "chosen", "namespace": "mine"})
+    assert unnamed.status_code == 201 and unnamed.json()["namespace"] == "team-a"
+    assert chosen.status_code == 201 and chosen.json()["namespace"] == "mine"
+
+
+@pytest.mark.asyncio
 async def test_list_filters_by_state_namespace_and_text_and_paginates(server: Server) -> None:
     client = server.client()
     ids = [(await create(server, name=f"job-{i}", namespace="batch"))["id"] for i in range(5)]

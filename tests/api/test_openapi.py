@@ -130,3 +130,16 @@ async def test_every_route_and_method_of_the_application_is_documented(
         assert implemented == documented, (path, implemented, documented)
     routed = {documented_path(rule.regex.pattern) for rule in rules}
     assert set(document["paths"]) == routed, "documented paths that no route serves"
+
+
+@pytest.mark.asyncio
+async def test_the_document_lists_the_event_kinds_and_settable_states(
+    document: dict[str, Any],
+) -> None:
+    schemas = document["components"]["schemas"]
+    kinds = schemas["SessionEvent"]["properties"]["kind"]["enum"]
+    assert {"created", "ready", "paused", "failed", "deleted", "progress", "warning"} <= set(kinds)
+    assert "remixed" not in kinds
+    assert schemas["StateChange"]["properties"]["state"]["enum"] == ["ready", "idle", "busy"]
+    namespace = schemas["CreateSession"]["properties"]["namespace"]
+    assert namespace["pattern"] == "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"

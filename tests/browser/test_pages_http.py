@@ -213,6 +213,23 @@ async def test_the_create_form_reports_each_invalid_field_next_to_it(server: Pag
 
 
 @pytest.mark.asyncio
+async def test_the_create_form_leaves_an_empty_namespace_to_the_servers_default(
+    server: PageServer,
+) -> None:
+    server.app.manager.default_namespace = "team-a"
+    client = await browser_login(server, ALICE_TOKEN)
+    form = (await client.get("/sessions/new")).text
+    assert 'placeholder="team-a"' in form
+    created = await client.post(
+        "/sessions/new", data={"name": "defaulted", "namespace": "", "_xsrf": xsrf_from(form)}
+    )
+    assert created.status_code == 303
+    session_id = created.headers["Location"].rsplit("/", 1)[-1]
+    session = (await client.get(f"/api/v0/sessions/{session_id}")).json()
+    assert session["namespace"] == "team-a"
+
+
+@pytest.mark.asyncio
 async def test_users_see_their_own_sessions_and_admins_see_everyones(server: PageServer) -> None:
     await server.create("alice's session", token=ALICE_TOKEN)
     await server.create("bob's session", token=BOB_TOKEN)

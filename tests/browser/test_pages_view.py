@@ -72,6 +72,17 @@ def session(**fields: Any) -> dict[str, Any]:
     return {**base, **fields}
 
 
+def test_the_live_scripts_listen_for_every_kind_a_stream_can_carry_and_no_other() -> None:
+    kinds = view.live_data()["kinds"]
+    for kind in ("created", "ready", "paused", "failed", "deleted", "progress", "warning"):
+        assert kind in kinds
+    assert "retention-warning" in kinds and "restarting" in kinds
+    # Nothing emits these as session event kinds (lost compute and exits are reported as
+    # warning/paused/restarting/failed), so no listener is registered for them.
+    for kind in ("remixed", "exited", "lost"):
+        assert kind not in kinds
+
+
 def test_every_session_state_has_a_label_and_idle_reads_as_sleeping() -> None:
     for state in SessionState:
         assert view.STATES[state.value].label and view.STATES[state.value].description
