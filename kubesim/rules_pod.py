@@ -106,8 +106,28 @@ def _check_resources(c: Obj, field: str) -> list[Cause]:
     return causes
 
 
-def _check_container(c: Obj, field: str, volumes: set[str]) -> list[Cause]:
+ID_FIELDS = ("runAsUser", "runAsGroup", "fsGroup")
+MAX_ID = 2147483647
+
+
+def _check_ids(sc: Obj, field: str) -> list[Cause]:
+    """User and group ids in a securityContext: 0 … 2147483647, as the API server checks."""
     causes: list[Cause] = []
+    for key in ID_FIELDS:
+        value = sc.get(key)
+        if value is not None and (not isinstance(value, int) or not 0 <= value <= MAX_ID):
+            causes.append(
+                invalid_value(
+                    f"{field}.securityContext.{key}",
+                    value,
+                    f"must be between 0 and {MAX_ID}, inclusive",
+                )
+            )
+    return causes
+
+
+def _check_container(c: Obj, field: str, volumes: set[str]) -> list[Cause]:
+    causes: list[Cause] = _check_ids(c.get("securityContext") or {}, field)
     if not c.get("name"):
         causes.append(required(f"{field}.name"))
     else:
@@ -160,6 +180,7 @@ def validate_pod(pod: Obj) -> list[Cause]:
     """Check what the schema cannot: enums, quantities, names, references, uniqueness."""
     spec = pod.get("spec") or {}
     causes, volumes = _check_volumes(spec)
+    causes += _check_ids(spec.get("securityContext") or {}, "spec")
     containers = spec.get("containers") or []
     if not containers:
         causes.append(required("spec.containers"))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..config import Timings
 from ..deletion import DeleteOptions
-from ..objects import Obj, timestamp
+from ..objects import Obj
 from ..resources import CATALOG
 from ..store import Change
 from . import containers as cs
@@ -31,10 +31,9 @@ from .ipam import IpPool
 from .logs import LogBook
 from .nodes import NodeInventory
 from .podenv import ContainerConfigError
-from .podstatus import container_of, recompute, set_container_status
+from .podstatus import container_of, recompute, sandbox_ready, set_container_status
 from .runtime import ProcessRuntime
 from .sandbox import ProcessPlan, SandboxHost, SandboxMode, plan_process, start_problem
-from .scheduler import set_condition
 from .volumes import VolumeDirs
 
 INJECT_ANNOTATION = "kubesim.io/inject"
@@ -215,27 +214,7 @@ class Kubelet:
         run, pod = active
         run.ip = self.ips.take()
         host_ip = self.nodes.ip(run.node)
-        names = [c["name"] for c in pod["spec"]["containers"]]
-
-        def sandbox(p: Obj) -> None:
-            status = p.setdefault("status", {})
-            status.update(
-                hostIP=host_ip,
-                hostIPs=[{"ip": host_ip}],
-                podIP=run.ip,
-                podIPs=[{"ip": run.ip}],
-                startTime=timestamp(),
-            )
-            for ctype in ("PodReadyToStartContainers", "Initialized"):
-                set_condition(p, ctype, "True")
-            unready = f"containers with unready status: [{' '.join(names)}]"
-            set_condition(p, "ContainersReady", "False", "ContainersNotReady", unready)
-            set_condition(p, "Ready", "False", "ContainersNotReady", unready)
-            status["containerStatuses"] = [
-                cs.waiting(c, "ContainerCreating") for c in p["spec"]["containers"]
-            ]
-
-        self._update(key, sandbox)
+        self._update(key, lambda p: sandbox_ready(p, pod_ip=run.ip, host_ip=host_ip))
         for container in pod["spec"]["containers"]:
             self._pull(key, container["name"], 0)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..objects import Obj
+from ..objects import Obj, timestamp
 from . import containers as cs
 from .scheduler import set_condition
 
@@ -37,6 +37,27 @@ def set_container_status(pod: Obj, name: str, make: StatusMaker, *, terminal: bo
     else:
         statuses[index] = new
     recompute(pod, terminal=terminal)
+
+
+def sandbox_ready(pod: Obj, *, pod_ip: str, host_ip: str) -> None:
+    """The pod sandbox exists: IPs, start time, conditions, containers ``ContainerCreating``."""
+    status = pod.setdefault("status", {})
+    status.update(
+        hostIP=host_ip,
+        hostIPs=[{"ip": host_ip}],
+        podIP=pod_ip,
+        podIPs=[{"ip": pod_ip}],
+        startTime=timestamp(),
+    )
+    for ctype in ("PodReadyToStartContainers", "Initialized"):
+        set_condition(pod, ctype, "True")
+    names = " ".join(c["name"] for c in pod["spec"]["containers"])
+    unready = f"containers with unready status: [{names}]"
+    set_condition(pod, "ContainersReady", "False", "ContainersNotReady", unready)
+    set_condition(pod, "Ready", "False", "ContainersNotReady", unready)
+    status["containerStatuses"] = [
+        cs.waiting(c, "ContainerCreating") for c in pod["spec"]["containers"]
+    ]
 
 
 def pod_phase(pod: Obj, *, terminal: bool = False) -> str:

@@ -24,13 +24,10 @@ values win over the pod's), with ``fsGroup`` and ``supplementalGroups`` as extra
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import pwd
 import re
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,14 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Store
+from .bwrap import SYSTEM_PATHS, bwrap_args, bwrap_problem, under
 from .expansion import expand
+from .identity import Identity, give_volumes, home_of, resolve_identity, user_switch
 from .podenv import ContainerConfigError, EnvBuilder
 from .volumes import Mount, VolumeDirs, VolumeError
 
 log = logging.getLogger(__name__)
 
-SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
-"""Host directories every sandbox sees read-only: the "image" is this machine's system."""
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -108,7 +105,7 @@ class SandboxHost:
     ) -> SandboxHost:
         """Find a working bubblewrap (per ``mode``); raises RuntimeError for ``bwrap`` without."""
         bwrap = None if mode is SandboxMode.NONE else shutil.which("bwrap")
-        problem = "bwrap is not installed" if bwrap is None else _bwrap_problem(bwrap)
+        problem = "bwrap is not installed" if bwrap is None else bwrap_problem(bwrap)
         if problem is not None and mode is SandboxMode.BWRAP:
             raise RuntimeError(f"KubeSimConfig.sandbox is 'bwrap' but {problem}")
         if problem is not None and mode is SandboxMode.AUTO:
@@ -122,18 +119,6 @@ def python_paths() -> tuple[str, ...]:
     found = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     found.add(str(Path(sys.executable).resolve().parent.parent))
     return tuple(sorted(p for p in found if p and p != "/"))
-
-
-def _bwrap_problem(bwrap: str) -> str | None:
-    """Why bubblewrap cannot run a sandbox here, or None when it can."""
-    argv = [bwrap, *_namespace_args("probe"), *_read_only_args(SYSTEM_PATHS), *_system_args()]
-    try:
-        done = subprocess.run(
-            [*argv, "/usr/bin/true"], capture_output=True, timeout=10, check=False, text=True
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"bwrap does not run: {e}"
-    return None if done.returncode == 0 else f"bwrap fails: {done.stderr.strip()}"
 
 
 # -- the plan ------------------------------------------------------------------------------------
@@ -165,10 +150,10 @@ def plan_process(
         mounts = host.volumes.mounts(obj, container)
     except (VolumeError, OSError) as e:
         raise ContainerConfigError(str(e)) from e
-    _give_volumes(obj, mounts, identity)
+    give_volumes(obj, mounts, identity)
     workdir = str(container.get("workingDir") or "")
     if host.bwrap is not None:
-        return _bwrap_plan(host, obj, container, command, env, mounts, workdir or "/", identity)
+        return _bwrap_plan(host, container, command, env, mounts, workdir or "/", identity)
     return _host_plan(host, obj, command, env, mounts, workdir, identity)
 
 
@@ -180,55 +165,6 @@ def _find_container(pod: dict[str, Any], name: str) -> dict[str, Any]:
     raise ContainerConfigError(f"container {name!r} is not in pod {pod['metadata']['name']}")
 
 
-@dataclass(frozen=True)
-class Identity:
-    """The user a container process runs as, and whether kubesim must switch to it."""
-
-    uid: int
-    gid: int
-    groups: tuple[int, ...] = ()
-    switch: bool = False
-
-
-def resolve_identity(pod: Mapping[str, Any], container: Mapping[str, Any]) -> Identity:
-    """``runAsUser``/``runAsGroup`` (container over pod), honoured only when kubesim is root."""
-    pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
-    sc = {**pod_sc, **(container.get("securityContext") or {})}
-    root = os.geteuid() == 0
-    wanted = sc.get("runAsUser")
-    uid = int(wanted) if root and wanted is not None else os.geteuid()
-    if sc.get("runAsNonRoot") and uid == 0:
-        name = container.get("name")
-        raise ContainerConfigError(
-            f"container has runAsNonRoot and image will run as root (pod: "
-            f'"{pod["metadata"]["name"]}_{pod["metadata"]["namespace"]}({pod["metadata"]["uid"]})"'
-            f", container: {name})"
-        )
-    if not root:
-        return Identity(os.geteuid(), os.getegid())
-    group = sc.get("runAsGroup")
-    gid = _primary_group(uid) if group is None else int(group)
-    extra = [pod_sc.get("fsGroup"), *(pod_sc.get("supplementalGroups") or [])]
-    groups = tuple(sorted({int(g) for g in extra if g is not None} - {gid}))
-    switch = (uid, gid, groups) != (0, 0, ())
-    return Identity(uid, gid, groups, switch)
-
-
-def _primary_group(uid: int) -> int:
-    """The user's group from /etc/passwd; 0 for a numeric user the "image" does not know."""
-    try:
-        return pwd.getpwuid(uid).pw_gid
-    except KeyError:
-        return 0
-
-
-def _home_of(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_dir
-    except KeyError:
-        return "/"
-
-
 def container_env(
     pod: Mapping[str, Any], container: Mapping[str, Any], store: Store, identity: Identity
 ) -> dict[str, str]:
@@ -237,7 +173,7 @@ def container_env(
     env = {
         "PATH": os.environ.get("PATH", DEFAULT_PATH),
         "HOSTNAME": _hostname(str(m["name"])),
-        "HOME": _home_of(identity.uid),
+        "HOME": home_of(identity.uid),
     }
     env.update(EnvBuilder(store, dict(pod)).build(dict(container)))
     env["KUBESIM_POD_IP"] = str(status.get("podIP") or "")
@@ -247,35 +183,6 @@ def container_env(
 def _hostname(name: str) -> str:
     """The pod's hostname: its name cut to 63 characters, as the kubelet does."""
     return name[:63].rstrip("-.") or name[:63]
-
-
-def _give_volumes(pod: Mapping[str, Any], mounts: list[Mount], identity: Identity) -> None:
-    """Make the claims writable by the pod's user, as ``fsGroup`` (or a fresh volume) would."""
-    if not identity.switch:
-        return
-    fs_group = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
-    group = identity.gid if fs_group is None else int(fs_group)
-    for mount in mounts:
-        if mount.read_only or not mount.host_path.is_dir():
-            continue
-        stat = mount.host_path.stat()
-        owner = identity.uid if stat.st_uid == 0 else None  # a fresh volume: the user's own
-        VolumeDirs.give_to(mount.host_path, owner, group)
-
-
-def _user_switch(host: SandboxHost, identity: Identity) -> list[str]:
-    if not identity.switch:
-        return []
-    if host.setpriv is None:
-        raise ContainerConfigError("cannot run as another user: setpriv is not installed")
-    groups = ",".join(str(g) for g in identity.groups)
-    return [
-        host.setpriv,
-        f"--reuid={identity.uid}",
-        f"--regid={identity.gid}",
-        f"--groups={groups}" if groups else "--clear-groups",
-        "--",
-    ]
 
 
 def start_problem(plan: ProcessPlan, host: SandboxHost) -> str | None:
@@ -306,55 +213,14 @@ def _host_view(path: str, plan: ProcessPlan, host: SandboxHost) -> str | None:
         return os.path.join(plan.cwd, path)
     path = os.path.normpath(os.path.join(plan.workdir, path))
     for mount in sorted(plan.mounts, key=lambda m: -len(m.mount_path)):
-        if _under(path, [mount.mount_path]):
+        if under(path, [mount.mount_path]):
             return str(mount.host_path / os.path.relpath(path, mount.mount_path))
     visible = [*SYSTEM_PATHS, *host.read_only_paths, *plan.command[1:]]
-    return path if _under(path, visible) else None
-
-
-# -- with bubblewrap -----------------------------------------------------------------------------
-def _namespace_args(hostname: str) -> list[str]:
-    return [
-        "--die-with-parent",
-        "--unshare-pid",
-        "--unshare-ipc",
-        "--unshare-uts",
-        "--hostname",
-        hostname,
-    ]
-
-
-def _system_args() -> list[str]:
-    return ["--proc", "/proc", "--dev", "/dev"]
-
-
-def _read_only_args(paths: Sequence[str]) -> list[str]:
-    """Binds (or symlinks, for merged-/usr links like /bin) of existing host paths."""
-    args: list[str] = []
-    for path in paths:
-        if os.path.islink(path) and os.path.dirname(path) == "/":
-            args += ["--symlink", os.readlink(path), path]
-        elif os.path.exists(path):
-            args += ["--ro-bind", path, path]
-    return args
-
-
-def _under(path: str, parents: Sequence[str]) -> bool:
-    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in parents)
-
-
-def _named_files(command: Sequence[str], covered: Sequence[str]) -> list[str]:
-    """Host files the command names by absolute path (a script, a config) not otherwise seen."""
-    files: list[str] = []
-    for arg in command:
-        if arg.startswith("/") and not _under(arg, covered) and os.path.isfile(arg):
-            files.append(os.path.normpath(arg))
-    return sorted(set(files))
+    return path if under(path, visible) else None
 
 
 def _bwrap_plan(
     host: SandboxHost,
-    pod: dict[str, Any],
     container: dict[str, Any],
     command: list[str],
     env: dict[str, str],
@@ -363,25 +229,16 @@ def _bwrap_plan(
     identity: Identity,
 ) -> ProcessPlan:
     assert host.bwrap is not None
-    mount_paths = [m.mount_path for m in mounts]
-    ro_paths = [p for p in (*SYSTEM_PATHS, *host.read_only_paths) if not _under(p, mount_paths)]
-    sc = container.get("securityContext") or {}
-    files = _named_files(command, [*ro_paths, *mount_paths])
-    args = [host.bwrap, *_namespace_args(env["HOSTNAME"])]
-    args += _passages([*ro_paths, *mount_paths, *files, workdir], [*ro_paths, *mount_paths])
-    args += [*_read_only_args(ro_paths), "--ro-bind-try", "/sys", "/sys", *_system_args()]
-    if not _under("/tmp", mount_paths):
-        args += ["--perms", "1777", "--dir", "/tmp"]
-    for mount in sorted(mounts, key=lambda m: m.mount_path.count("/")):
-        _make_nested_mount_point(mount, mounts)
-        flag = "--ro-bind" if mount.read_only else "--bind"
-        args += [flag, str(mount.host_path), mount.mount_path]
-    for path in files:
-        args += ["--ro-bind", path, path]
-    args += _workdir_args(workdir, mounts, ro_paths)
-    if sc.get("readOnlyRootFilesystem"):
-        args += ["--remount-ro", "/"]
-    argv = [*args, "--", *_user_switch(host, identity), *command] if command else []
+    args = bwrap_args(
+        host.bwrap,
+        hostname=env["HOSTNAME"],
+        read_only=[*SYSTEM_PATHS, *host.read_only_paths],
+        mounts=mounts,
+        command=command,
+        workdir=workdir,
+        read_only_root=bool((container.get("securityContext") or {}).get("readOnlyRootFilesystem")),
+    )
+    argv = [*args, "--", *user_switch(host.setpriv, identity), *command] if command else []
     return ProcessPlan(
         argv=tuple(argv),
         env=env,
@@ -394,43 +251,6 @@ def _bwrap_plan(
         command=tuple(command),
         workdir=workdir,
     )
-
-
-def _passages(targets: Sequence[str], bound: Sequence[str]) -> list[str]:
-    """``--dir`` (mode 0755) for the directories leading to binds on the empty root.
-
-    bubblewrap would make them itself but only root could pass (mode 0700), and a pod's user
-    must reach ``/root/.pyenv/…`` or ``/work/…/.venv`` as it reaches ``/usr``.
-    """
-    parents: set[str] = set()
-    for target in targets:
-        parent = os.path.dirname(target.rstrip("/"))
-        while parent not in ("", "/"):
-            parents.add(parent)
-            parent = os.path.dirname(parent)
-    wanted = sorted(p for p in parents if p not in targets and not _under(p, bound))
-    return [arg for p in wanted for arg in ("--perms", "0755", "--dir", p)]
-
-
-def _make_nested_mount_point(mount: Mount, mounts: Sequence[Mount]) -> None:
-    """A mount inside another volume needs its mount point in that volume's directory."""
-    for outer in mounts:
-        if outer is not mount and _under(mount.mount_path, [outer.mount_path]):
-            relative = os.path.relpath(mount.mount_path, outer.mount_path)
-            with contextlib.suppress(OSError):
-                (outer.host_path / relative).mkdir(parents=True, exist_ok=True)
-
-
-def _workdir_args(workdir: str, mounts: list[Mount], ro_paths: Sequence[str]) -> list[str]:
-    """``--chdir``, creating the directory first as container runtimes do."""
-    for mount in sorted(mounts, key=lambda m: -len(m.mount_path)):
-        if _under(workdir, [mount.mount_path]):
-            relative = os.path.relpath(workdir, mount.mount_path)
-            (mount.host_path / relative).mkdir(parents=True, exist_ok=True)
-            return ["--chdir", workdir]
-    if workdir != "/" and not _under(workdir, ro_paths):
-        return ["--perms", "0755", "--dir", workdir, "--chdir", workdir]
-    return ["--chdir", workdir]
 
 
 # -- without bubblewrap ------------------------------------------------------------------------
@@ -478,7 +298,7 @@ def _host_plan(
     env = {k: rewrite_paths(v, mounts) for k, v in env.items()}
     command = [rewrite_paths(a, mounts) for a in command]
     cwd = _host_workdir(host, str(pod["metadata"]["uid"]), workdir, mounts)
-    argv = [*_user_switch(host, identity), *command] if command else []
+    argv = [*user_switch(host.setpriv, identity), *command] if command else []
     return ProcessPlan(
         argv=tuple(argv),
         env=env,

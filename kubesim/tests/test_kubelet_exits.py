@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from kubernetes_asyncio.client import CoreV1Api
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from kubesim import KubeSim, KubeSimConfig
 
@@ -187,3 +189,19 @@ async def test_a_missing_config_map_is_a_create_container_config_error_until_it_
         return str((await core.read_namespaced_pod("cfg", NS)).status.phase)
 
     assert await eventually(pod_phase) == "Succeeded"
+
+
+@pytest.mark.asyncio
+async def test_a_negative_run_as_user_is_rejected_by_the_api(core: CoreV1Api) -> None:
+    manifest = shell_pod("neg", "true", securityContext={"runAsUser": -1})
+    with pytest.raises(ApiException) as raised:
+        await core.create_namespaced_pod(NS, manifest)
+    assert raised.value.status == 422
+    body = json.loads(raised.value.body)
+    assert body["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "field": "spec.containers[0].securityContext.runAsUser",
+            "message": "Invalid value: -1: must be between 0 and 2147483647, inclusive",
+        }
+    ]
