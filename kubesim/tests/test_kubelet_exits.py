@@ -197,7 +197,7 @@ async def test_a_negative_run_as_user_is_rejected_by_the_api(core: CoreV1Api) ->
     with pytest.raises(ApiException) as raised:
         await core.create_namespaced_pod(NS, manifest)
     assert raised.value.status == 422
-    body = json.loads(raised.value.body)
+    body = json.loads(raised.value.body or b"{}")
     assert body["details"]["causes"] == [
         {
             "reason": "FieldValueInvalid",
