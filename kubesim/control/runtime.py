@@ -163,8 +163,8 @@ class ProcessRuntime:
             return
         self._stopped_callbacks.setdefault(uid, []).append(on_stopped)
         for entry in entries:
-            if entry.stop_grace is not None:
-                continue
+            if entry.stop_grace is not None and grace >= entry.stop_grace:
+                continue  # already stopping, at least as soon (a force delete shortens it)
             entry.stop_grace = max(grace, 0.0)
             if entry.proc is not None:
                 self._spawn(self._stop(entry, entry.stop_grace))

@@ -101,3 +101,19 @@ def test_the_pool_never_hands_out_a_held_address_even_after_wrapping() -> None:
     assert pool.take() == others[100]
     pool.give(first)
     assert pool.take() == first and pool.held(first)
+
+
+@pytest.mark.asyncio
+async def test_a_force_delete_during_a_long_grace_period_kills_at_once(
+    sim: KubeSim, core: CoreV1Api
+) -> None:
+    script = "trap '' TERM; sleep 3600.7171; wait"
+    await core.create_namespaced_pod(NS, shell_pod("slow", script, restart="Always"))
+    await running_pod(core, "slow")
+    await eventually(lambda: _true(pids_running("3600.7171")), what="the process")
+    await core.delete_namespaced_pod("slow", NS, grace_period_seconds=60)
+    assert (await core.read_namespaced_pod("slow", NS)).metadata.deletion_timestamp is not None
+    await kubectl(sim, "delete", "pod", "slow", "-n", NS, "--force", "--grace-period=0")
+    await eventually(
+        lambda: _true(not pids_running("3600.7171")), timeout=3.0, what="the process killed"
+    )
