@@ -40,7 +40,7 @@ NOTICES = {
     "logged-out": "You are logged out.",
 }
 #: Form field → its label, in form order (error summaries link to the fields).
-CREATE_FIELDS = {
+FORM_FIELDS = {
     "name": "Name",
     "namespace": "Namespace",
     "starting_prompt": "Starting prompt",
@@ -185,7 +185,7 @@ class NewSessionPage(PageHandler):
             status=status,
             values=values,
             problems=problems,
-            fields=CREATE_FIELDS,
+            fields=FORM_FIELDS,
             profiles=self.manager.profiles(),
             default_namespace=self.manager.default_namespace,
         )
