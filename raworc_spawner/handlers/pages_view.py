@@ -62,7 +62,7 @@ def state_labels() -> dict[str, dict[str, str]]:
 #: Kinds of session events the live scripts listen for (an EventSource needs each by name):
 #: every kind a session's stream can carry. Backend observations reach the streams as these
 #: kinds too: progress and warnings as themselves, lost compute as a warning then ``paused`` or
-#: ``restarting``, an exit as ``failed``.
+#: ``restarting``, an exit of running compute as ``failed``, anything else as a warning.
 EVENT_KINDS = tuple(kind.value for kind in EventKind)
 
 
