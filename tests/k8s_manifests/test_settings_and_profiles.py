@@ -98,6 +98,13 @@ def test_invalid_settings_name_the_setting(settings: dict[str, Any], setting: st
     assert setting in str(_invalid(**settings))
 
 
+def test_settings_that_contradict_each_other_fail_when_constructed() -> None:
+    with pytest.raises(InvalidConfig) as caught:
+        KubernetesSettings(memory_request="2Gi")  # above the default 1Gi limit
+    assert caught.value.setting == "KubernetesSettings.memory_request"
+    assert "must not exceed KubernetesSettings.memory_limit (1Gi)" in str(caught.value)
+
+
 def test_init_and_sidecar_containers_may_not_share_a_name() -> None:
     container = {"name": "helper", "image": "busybox"}
     error = _invalid(init_containers=[container], sidecar_containers=[container])

@@ -358,8 +358,12 @@ class KubernetesBackend(LoggingConfigurable):
         sid = podstate.event_session_id(event)
         if sid is None:
             return
+        tracked = self._tracked.get(sid)
+        if tracked is None:
+            if self._cached(PODS, sid) is None and self._cached(PVCS, sid) is None:
+                return  # late news of a session that is gone: nothing to keep it for
+            tracked = self._tracked.track(sid)
         summary = podstate.event_summary(event)
-        tracked = self._tracked.track(sid)
         tracked.events.append(summary)
         level = Kind.WARNING if event.get("type") == "Warning" else Kind.PROGRESS
         self._emit(sid, level, f"{summary.object}: {summary.message}", summary.reason)
