@@ -136,7 +136,6 @@ class LocalBackend(LoggingConfigurable):
         super().__init__(**kwargs)
         self._procs: dict[str, SessionProcess] = {}
         self._failures: dict[str, SessionFailed] = {}
-        self._ready_waiters: dict[str, asyncio.Event] = {}
         self._sink: EventSink = lambda event: None
 
     # -- paths -------------------------------------------------------------------------------
