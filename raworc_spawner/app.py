@@ -30,7 +30,7 @@ from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
 from raworc_spawner.backends.local import LocalBackend
 from raworc_spawner.core import Core, CoreSettings
 from raworc_spawner.errors import InvalidConfig
-from raworc_spawner.handlers import end_streams, make_web_app
+from raworc_spawner.handlers import ProxyLimits, end_streams, make_web_app
 from raworc_spawner.handlers.auth import TokenAuthenticator
 from raworc_spawner.hub.service import (
     HubTokenAuthenticator,
@@ -382,10 +382,12 @@ class RaworcApp(Application):
             auth=HubTokenAuthenticator(tokens) if self.hub_auth else TokenAuthenticator(tokens),
             max_body_bytes=self.max_body_bytes,
             cookie_secret=self.cookie_secret(),
-            proxy_wake_timeout=self.proxy_wake_timeout_seconds,
-            proxy_max_waiting=self.proxy_max_waiting,
-            proxy_request_timeout=self.proxy_request_timeout_seconds,
-            proxy_max_body_bytes=self.proxy_max_body_bytes,
+            proxy=ProxyLimits(
+                wake_timeout_seconds=self.proxy_wake_timeout_seconds,
+                max_waiting=self.proxy_max_waiting,
+                request_timeout_seconds=self.proxy_request_timeout_seconds,
+                max_body_bytes=self.proxy_max_body_bytes,
+            ),
         )
         served: Any = PrefixedApplication(web_app, service_prefix()) if self.hub_auth else web_app
         self._http = HTTPServer(served, xheaders=True, max_body_size=self.max_body_bytes * 4)

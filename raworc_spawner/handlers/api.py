@@ -96,8 +96,7 @@ class SessionActivityHandler(ApiHandler):
     async def post(self, raw_id: str) -> None:
         """Note activity now (written in the next batch); answers 204."""
         session_id = checked_session_id(raw_id)
-        await self.manager.get(self.principal, session_id)  # 404 unless the caller may see it
-        self.manager.note_activity(session_id)  # reads are not activity; a heartbeat is
+        await self.manager.heartbeat(self.principal, session_id)  # 404 unless it may see it
         self.set_status(204)
         self.finish()
 

@@ -109,13 +109,17 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             resume=lambda sid: self.set_state(SYSTEM, sid, S.READY),
         )
 
+    # Settings changed after construction reach the parts (at construction, the parts are
+    # built from the settings, so an observer firing before they exist has nothing to do).
     @observe("cache_sessions")
     def _cache_changed(self, change: Mapping[str, Any]) -> None:
-        self._cache.enabled = bool(change["new"])
+        if hasattr(self, "_cache"):
+            self._cache.enabled = bool(change["new"])
 
     @observe("max_events_per_session")
     def _keep_changed(self, change: Mapping[str, Any]) -> None:
-        self._writer.keep_events = int(change["new"])
+        if hasattr(self, "_writer"):
+            self._writer.keep_events = int(change["new"])
 
     # -- lifecycle ----------------------------------------------------------------------------
 
