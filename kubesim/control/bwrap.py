@@ -33,8 +33,13 @@ def bwrap_args(
 ) -> list[str]:
     """bwrap and its options, up to (not including) the ``--`` before the command."""
     mount_paths = [m.mount_path for m in mounts]
+    scratch = [m.mount_path for m in mounts if m.scratch]
     ro_paths = [p for p in read_only if not under(p, mount_paths)]
-    files = named_files(command, [*ro_paths, *mount_paths])
+    # Files the command names inside an emptyDir (a script under /tmp) are bound over it; in
+    # a claim, the claim's own files win.
+    files = named_files(command, [*ro_paths, *(p for p in mount_paths if p not in scratch)])
+    files_in_scratch = [f for f in files if under(f, scratch)]
+    files = [f for f in files if f not in files_in_scratch]
     args = [bwrap, *namespace_args(hostname)]
     args += passages([*ro_paths, *mount_paths, *files, workdir], [*ro_paths, *mount_paths])
     args += [*read_only_args(ro_paths), "--ro-bind-try", "/sys", "/sys", *system_args()]
@@ -44,7 +49,8 @@ def bwrap_args(
         make_nested_mount_point(mount, mounts)
         flag = "--ro-bind" if mount.read_only else "--bind"
         args += [flag, str(mount.host_path), mount.mount_path]
-    for path in files:
+    args += passages(files_in_scratch, ro_paths, inside=scratch)
+    for path in [*files, *files_in_scratch]:
         args += ["--ro-bind", path, path]
     args += workdir_args(workdir, mounts, ro_paths)
     if read_only_root:
@@ -104,8 +110,11 @@ def named_files(command: Sequence[str], covered: Sequence[str]) -> list[str]:
     return sorted(set(files))
 
 
-def passages(targets: Sequence[str], bound: Sequence[str]) -> list[str]:
-    """``--dir`` (mode 0755) for the directories leading to binds on the empty root.
+def passages(
+    targets: Sequence[str], bound: Sequence[str], *, inside: Sequence[str] = ()
+) -> list[str]:
+    """``--dir`` (mode 0755) for the directories leading to binds on the empty root (or, with
+    ``inside``, only those within these mounted volumes).
 
     bubblewrap would make them itself but only root could pass (mode 0700), and a pod's user
     must reach ``/root/.pyenv/…`` or ``/work/…/.venv`` as it reaches ``/usr``.
@@ -116,7 +125,10 @@ def passages(targets: Sequence[str], bound: Sequence[str]) -> list[str]:
         while parent not in ("", "/"):
             parents.add(parent)
             parent = os.path.dirname(parent)
-    wanted = sorted(p for p in parents if p not in targets and not under(p, bound))
+    if inside:
+        wanted = sorted(p for p in parents if under(p, inside) and p not in inside)
+    else:
+        wanted = sorted(p for p in parents if p not in targets and not under(p, bound))
     return [arg for p in wanted for arg in ("--perms", "0755", "--dir", p)]
 
 

@@ -39,6 +39,8 @@ class Mount:
     host_path: Path
     mount_path: str
     read_only: bool = False
+    scratch: bool = False
+    """An emptyDir: it starts empty, so nothing in it can be the user's data."""
 
 
 class VolumeDirs:
@@ -86,6 +88,7 @@ class VolumeDirs:
                     host_path=host,
                     mount_path=str(item["mountPath"]),
                     read_only=bool(item.get("readOnly")),
+                    scratch="emptyDir" in volume,
                 )
             )
         return mounts

@@ -144,3 +144,22 @@ def test_rewriting_matches_whole_paths_only() -> None:
 
 def test_the_system_paths_include_the_usual_image_directories() -> None:
     assert {"/usr", "/etc", "/bin", "/lib", "/opt"} <= set(SYSTEM_PATHS)
+
+
+@needs_bwrap
+def test_a_script_the_command_names_under_an_empty_dir_mount_is_still_visible(
+    store: Store, tmp_path: Path
+) -> None:
+    script = tmp_path / "scripts" / "hello.sh"  # under /tmp, where the pod mounts an emptyDir
+    script.parent.mkdir()
+    script.write_text("echo hello from the script\n")
+    manifest = pod(command=["sh", str(script)], workingDir="/tmp")
+    manifest["spec"]["volumes"] = [{"name": "tmp", "emptyDir": {}}]
+    manifest["spec"]["containers"][0]["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
+    manifest["spec"]["securityContext"] = {"runAsUser": 1000}  # honoured as root: must pass
+    host = host_for(store, tmp_path / "state", SandboxMode.BWRAP)
+    plan = plan_process(manifest, "main", host=host)
+    done = subprocess.run(
+        plan.argv, env=dict(plan.env), cwd=plan.cwd, capture_output=True, text=True, timeout=20
+    )
+    assert (done.returncode, done.stdout) == (0, "hello from the script\n"), done.stderr
