@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from raworc_spawner.backends.base import BackendEvent
+from raworc_spawner.backends.base import BackendEvent, BackendEventKind
 from raworc_spawner.loops import BackgroundTasks
 from raworc_spawner.sessions.cache import SessionCache
 from raworc_spawner.sessions.model import (
@@ -18,10 +18,6 @@ from raworc_spawner.sessions.runtime import Runtimes
 from raworc_spawner.sessions.writer import SessionWriter
 
 S = SessionState
-
-#: Backend event kinds (``BackendEventKind`` values) and what they mean here.
-LOST = "lost"  # compute vanished from outside: apply the lost-compute policy
-EXITED = "exited"  # running compute ended by itself: the session fails with the reason
 
 
 class BackendEventRouter:
@@ -56,10 +52,9 @@ class BackendEventRouter:
         """The backend's event sink (called synchronously from its watch loop)."""
         if self.closing:
             return
-        kind = str(event.kind)
-        if kind in TRANSIENT_KINDS:
+        if event.kind in TRANSIENT_KINDS:
             transient = SessionEvent(
-                event.session_id, 0, EventKind(kind), event.message, reason=event.reason
+                event.session_id, 0, EventKind(event.kind.value), event.message, reason=event.reason
             )
             self._runtimes.of(event.session_id).progress.append(transient)
             self._writer.publish(transient)
@@ -70,14 +65,13 @@ class BackendEventRouter:
         session = await self._cache.load(event.session_id)
         if session is None or not self._handles(session):
             return
-        kind = str(event.kind)
-        if kind == LOST:
+        if event.kind == BackendEventKind.LOST:
             await self._writer.record(
                 session.id, EventKind.WARNING, event.message, reason=event.reason
             )
             await self._on_lost(session.id, f"compute lost: {event.message}")
             return
-        if kind == EXITED and session.state in (S.READY, S.BUSY):
+        if event.kind == BackendEventKind.EXITED and session.state in (S.READY, S.BUSY):
             async with self._runtimes.lock(session.id):
                 fresh = await self._cache.load(session.id)
                 if fresh is not None and fresh.state in (S.READY, S.BUSY):

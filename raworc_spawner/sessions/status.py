@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from raworc_spawner.backends.base import BackendStatus
 from raworc_spawner.sessions.model import Session, SessionEvent
 
 #: Recorded events the status shows (the latest ones).
@@ -21,16 +22,15 @@ class SessionStatus:
     """
 
     session: Session
-    backend: Any
+    backend: BackendStatus
     events: Sequence[SessionEvent]
     progress: Sequence[SessionEvent]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data (the REST API's representation)."""
-        backend = self.backend.to_dict() if hasattr(self.backend, "to_dict") else self.backend
         return {
             "session": self.session.to_dict(),
-            "backend": backend,
+            "backend": self.backend.to_dict(),
             "events": [event.to_dict() for event in self.events[-STATUS_EVENTS:]],
             "progress": [event.to_dict() for event in self.progress],
         }
