@@ -12,7 +12,7 @@ The values a backend answers with are typed: :class:`Placement` (ids and address
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypedDict, runtime_checkable
 
@@ -100,13 +100,16 @@ class BackendEvent:
     """Something the backend observed about a session (see :class:`BackendEventKind`).
 
     ``reason`` is a short CamelCase cause (``PodDeleted``, ``ProcessExited``, a Kubernetes
-    event's reason); ``message`` says it in words.
+    event's reason); ``message`` says it in words. For ``exited``, ``exit_code`` is the
+    process's or container's exit status when known: 0 is a clean exit (the session becomes
+    idle), anything else a failure (the session goes to error with the code and reason).
     """
 
     session_id: str
     kind: BackendEventKind
     message: str
     reason: str | None = None
+    exit_code: int | None = None
 
 
 EventSink = Callable[[BackendEvent], None]
@@ -196,3 +199,18 @@ class Backend(Protocol):
 
     async def inventory(self) -> Inventory:
         """What exists now, for reconciliation with the records."""
+
+    def waiting_on(self, session_id: str) -> str | None:
+        """What a starting session's compute is waiting for now, in words, without I/O.
+
+        E.g. ``"pulling image python:3.11-slim"``, ``"claim session-pvc-… to bind"``, ``"a
+        node with enough cpu"``; None when nothing is known (or it is running).
+        """
+
+    async def usage(self, session_ids: Collection[str]) -> Mapping[str, float]:
+        """CPU the sessions' compute used recently, in millicores (1000 = one core).
+
+        Averaged over the last sample window the backend has (the metrics API's window on
+        Kubernetes; since the previous call locally). Sessions without running compute or
+        without a sample yet are absent from the answer.
+        """
