@@ -53,6 +53,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--run-processes", action="store_true", help="run container commands as local processes"
     )
+    parser.add_argument(
+        "--sandbox",
+        choices=("auto", "bwrap", "none"),
+        default="auto",
+        help="process mode: run containers in bubblewrap (auto: when it works)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        help="process mode: keep volume directories here (default: a temporary directory)",
+    )
     parser.add_argument("--seed", type=int, help="seed for fault injection")
     return parser.parse_args(argv)
 
@@ -66,6 +76,7 @@ def realistic_timings() -> Timings:
         container_start_delay=0.5,
         image_pull_backoff=5.0,
         crash_backoff=10.0,
+        crash_backoff_max=300.0,
         termination_delay=1.0,
         log_interval=0.0,
     )
@@ -78,6 +89,8 @@ def build_config(args: argparse.Namespace) -> KubeSimConfig:
         tls=not args.no_tls,
         run_processes=args.run_processes,
         seed=args.seed,
+        sandbox=args.sandbox,
+        state_dir=args.state_dir,
     )
     if args.token:
         config.admin_token = args.token

@@ -96,7 +96,9 @@ def _default_nodes() -> list[NodeSpec]:
 
 def _default_storage_classes() -> list[StorageClassSpec]:
     return [
-        StorageClassSpec(name="standard", default=True),
+        # The default binds like kind's and most CSI classes: when a pod first uses the claim.
+        StorageClassSpec(name="standard", default=True, binding_mode="WaitForFirstConsumer"),
+        StorageClassSpec(name="immediate"),
         StorageClassSpec(name="wait-for-consumer", binding_mode="WaitForFirstConsumer"),
         StorageClassSpec(name="no-cloning", supports_cloning=False),
     ]

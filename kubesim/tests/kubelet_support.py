@@ -70,8 +70,8 @@ def shell_pod(
 
 
 async def bound_claim(core: CoreV1Api, name: str) -> Any:
-    """Create a claim and wait until it is Bound; returns it."""
-    manifest: Manifest = pvc_manifest(name)
+    """Create a claim of an ``Immediate`` class and wait until it is Bound; returns it."""
+    manifest: Manifest = pvc_manifest(name, storage_class="immediate")
     await core.create_namespaced_persistent_volume_claim(NS, manifest)
 
     async def bound() -> Any:

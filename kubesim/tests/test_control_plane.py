@@ -55,9 +55,10 @@ async def test_a_pod_runs_with_ip_conditions_and_container_status(core: CoreV1Ap
 
 @pytest.mark.asyncio
 async def test_a_claim_binds_to_a_provisioned_volume_named_after_its_uid(core: CoreV1Api) -> None:
-    pvc = await core.create_namespaced_persistent_volume_claim(NS, pvc_manifest("w"))
+    manifest = pvc_manifest("w", storage_class="immediate")
+    pvc = await core.create_namespaced_persistent_volume_claim(NS, manifest)
     assert pvc.metadata.finalizers == ["kubernetes.io/pvc-protection"]
-    assert pvc.spec.storage_class_name == "standard" and pvc.status.phase == "Pending"
+    assert pvc.spec.storage_class_name == "immediate" and pvc.status.phase == "Pending"
 
     async def bound() -> Any:
         claim = await core.read_namespaced_persistent_volume_claim("w", NS)
@@ -70,7 +71,11 @@ async def test_a_claim_binds_to_a_provisioned_volume_named_after_its_uid(core: C
     ]
     volume = await core.read_persistent_volume(claim.spec.volume_name)
     assert volume.status.phase == "Bound" and volume.spec.claim_ref.uid == pvc.metadata.uid
-    assert reasons(await events_for(core, "w")) == ["Provisioning", "ProvisioningSucceeded"]
+    assert reasons(await events_for(core, "w")) == [
+        "ExternalProvisioning",
+        "Provisioning",
+        "ProvisioningSucceeded",
+    ]
 
 
 @pytest.mark.asyncio
