@@ -25,8 +25,8 @@ class BackendEventRouter:
 
     Progress and warnings are streamed live and kept in the session's small ring, never written
     to the store (a spawn storm would otherwise queue a dozen writes per session ahead of
-    ``ready``). Lost compute goes to ``on_lost`` (the manager's policy); compute that exited
-    while the session was ``ready`` or ``busy`` fails the session. Events of sessions this
+    ``ready``). Lost compute goes to ``on_lost`` (the manager's policy), compute that exited
+    while the session was ``ready`` or ``busy`` to ``on_exited``. Events of sessions this
     server does not look after (``handles``) are ignored.
     """
 
@@ -39,6 +39,7 @@ class BackendEventRouter:
         tasks: BackgroundTasks,
         handles: Callable[[Session], bool],
         on_lost: Callable[[str, str], Awaitable[object]],
+        on_exited: Callable[[BackendEvent], Awaitable[object]],
     ) -> None:
         self._cache = cache
         self._writer = writer
@@ -46,6 +47,7 @@ class BackendEventRouter:
         self._tasks = tasks
         self._handles = handles
         self._on_lost = on_lost
+        self._on_exited = on_exited
         self.closing = False
 
     def __call__(self, event: BackendEvent) -> None:
@@ -72,9 +74,6 @@ class BackendEventRouter:
             await self._on_lost(session.id, f"compute lost: {event.message}")
             return
         if event.kind == BackendEventKind.EXITED and session.state in (S.READY, S.BUSY):
-            async with self._runtimes.lock(session.id):
-                fresh = await self._cache.load(session.id)
-                if fresh is not None and fresh.state in (S.READY, S.BUSY):
-                    await self._writer.fail(fresh, event.reason or "Exited", event.message)
+            await self._on_exited(event)
             return
         await self._writer.record(session.id, EventKind.WARNING, event.message, reason=event.reason)

@@ -27,7 +27,7 @@ from typing import Any
 
 from traitlets import observe
 
-from raworc_spawner.backends.base import Backend
+from raworc_spawner.backends.base import Backend, BackendEvent
 from raworc_spawner.errors import (
     BackendError,
     InvalidTransition,
@@ -92,6 +92,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             runtimes=self._runtimes,
             tasks=self._tasks,
             settings=self,
+            fail=self._fail_compute,
         )
         self._router = BackendEventRouter(
             cache=self._cache,
@@ -100,6 +101,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             tasks=self._tasks,
             handles=self.handles,
             on_lost=self.compute_lost,
+            on_exited=self.compute_exited,
         )
         self._waker = Waker(
             bus=self._bus,
@@ -316,6 +318,21 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         async with self._runtimes.lock(session_id):
             self._readiness.watch(session_id)
 
+    async def compute_exited(self, event: BackendEvent) -> Session | None:
+        """A running session's compute ended by itself: idle on exit 0, error otherwise.
+
+        Either way the compute is removed (the workspace kept); a failure keeps it only with
+        ``keep_failed_compute``.
+        """
+        async with self._runtimes.lock(event.session_id):
+            session = await self._cache.load(event.session_id)
+            if session is None or session.state not in (S.READY, S.BUSY):
+                return session
+            if event.exit_code == 0:
+                message = f"the session's server exited: {event.message}"
+                return await self._pause(session, K.PAUSED, event.reason or "Completed", message)
+            return await self._fail_compute(session, event.reason or "Exited", event.message)
+
     async def compute_lost(self, session_id: str, message: str) -> Session | None:
         """Apply ``lost_compute_policy`` to a session whose compute vanished by itself."""
         async with self._runtimes.lock(session_id):
@@ -338,7 +355,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             placement = await self._backend.create(build_spec(session, overrides))
         except BackendError as e:
             reason = e.reason if isinstance(e, SessionFailed) else "BackendError"
-            return await self._writer.fail(session, reason, e.message)
+            return await self._fail_compute(session, reason, e.message)
         ids = {
             "container_id": placement.container_id,
             "persistent_volume_id": placement.persistent_volume_id,
@@ -361,6 +378,21 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         return await self._writer.transition(
             session, S.IDLE, kind, message, reason=reason, terminated_at=utcnow()
         )
+
+    async def _fail_compute(self, session: Session, reason: str, message: str) -> Session:
+        """Move the session to ``error`` and remove its compute (unless kept for debugging).
+
+        Called with the session's lock held. Compute that could not start or that failed would
+        otherwise keep backing off or running unseen; the workspace is never touched.
+        """
+        self._runtimes.cancel_waiter(session.id)
+        failed = await self._writer.fail(session, reason, message)
+        if not self.keep_failed_compute:
+            try:
+                await self._backend.pause(session.id)
+            except BackendError as e:
+                self.log.warning("could not remove the failed compute of %s: %s", session.id, e)
+        return failed
 
     async def _remove_resources(self, session: Session) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from raworc_spawner.backends.base import Backend
@@ -10,7 +11,7 @@ from raworc_spawner.errors import SessionFailed
 from raworc_spawner.loops import BackgroundTasks
 from raworc_spawner.sessions import metrics
 from raworc_spawner.sessions.cache import SessionCache
-from raworc_spawner.sessions.model import EventKind, SessionState, utcnow
+from raworc_spawner.sessions.model import EventKind, Session, SessionState, utcnow
 from raworc_spawner.sessions.runtime import Runtimes
 from raworc_spawner.sessions.writer import SessionWriter
 
@@ -19,6 +20,10 @@ class ReadinessSettings(Protocol):
     """The setting the watcher reads (the manager's trait, read at each wait)."""
 
     ready_timeout_seconds: float
+
+
+#: Called (under the session's lock) to fail a start: the session, a reason and a message.
+FailStart = Callable[[Session, str, str], Awaitable[object]]
 
 
 class ReadinessWatcher:
@@ -39,6 +44,7 @@ class ReadinessWatcher:
         runtimes: Runtimes,
         tasks: BackgroundTasks,
         settings: ReadinessSettings,
+        fail: FailStart,
     ) -> None:
         self._backend = backend
         self._cache = cache
@@ -46,6 +52,7 @@ class ReadinessWatcher:
         self._runtimes = runtimes
         self._tasks = tasks
         self._settings = settings
+        self._fail = fail
 
     def watch(self, session_id: str, *, restart_clock: bool = True) -> None:
         """Start (or restart) waiting for the session's readiness."""
@@ -62,7 +69,10 @@ class ReadinessWatcher:
         except SessionFailed as e:
             await self._settle(session_id, failure=(e.reason, e.detail))
         except TimeoutError:
-            await self._settle(session_id, failure=("Timeout", f"not ready after {timeout:g} s"))
+            message = f"not ready after {timeout:g} s"
+            if waiting := self._backend.waiting_on(session_id):
+                message += f": still waiting for {waiting}"
+            await self._settle(session_id, failure=("Timeout", message))
         else:
             await self._settle(session_id, container_id=placement.container_id)
 
@@ -81,7 +91,7 @@ class ReadinessWatcher:
             if session is None or session.state != SessionState.INIT:
                 return  # paused, deleted or failed meanwhile: nothing to settle
             if failure is not None:
-                await self._writer.fail(session, *failure)
+                await self._fail(session, *failure)
                 return
             now = utcnow()
             fields: dict[str, Any] = {"started_at": now, "last_activity_at": now}

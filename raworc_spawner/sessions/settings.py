@@ -50,6 +50,14 @@ class ManagerSettings(LoggingConfigurable):
         wakes on the next resume, workspace intact) or ``restart`` its compute at once.""",
     ).tag(config=True)
 
+    keep_failed_compute = Bool(
+        False,
+        help="""Keep the compute (pod or process) of a session that failed, for debugging. By
+        default a session that goes to ``error`` (it could not start, timed out, or its server
+        exited with a failure) has its compute removed at once, so nothing keeps backing off
+        or running unseen; its workspace is always kept, and a resume creates new compute.""",
+    ).tag(config=True)
+
     cache_sessions = Bool(
         True,
         help="""Keep every session this server reads or writes in memory, so that reads cost no
@@ -67,8 +75,9 @@ class ManagerSettings(LoggingConfigurable):
 
     activity_flush_seconds = Float(
         5.0,
-        help="""Seconds between batched writes of session activity (API calls, proxied
-        requests, heartbeats). Activity is coalesced in memory in between.""",
+        help="""Seconds between batched writes of session activity (proxied requests,
+        heartbeats, agent state changes, compute use). Activity is coalesced in memory in
+        between.""",
     ).tag(config=True)
 
     default_namespace = Unicode(

@@ -248,3 +248,40 @@ async def test_max_sessions_per_user_holds_under_20_concurrent_creates(
     assert len((await local_manager.list(ALICE, limit=100)).items) == 3
     for session in created:
         await local_manager.delete(ALICE, session.id)
+
+
+@pytest.mark.asyncio
+async def test_a_start_that_times_out_removes_its_compute_and_keeps_its_workspace(
+    local_manager: SessionManager, local_backend: LocalBackend
+) -> None:
+    local_backend.ready_after_seconds = 30  # never ready within the manager's timeout
+    local_manager.ready_timeout_seconds = 0.5
+    session = await local_manager.create(ALICE, parse_create({"name": "slow"}))
+    pid = await session_pid(local_manager, session.id)
+    failed = await wait_state(local_manager, session.id, "error")
+    assert failed.termination_reason == "Timeout"
+    assert failed.error is not None and failed.error.startswith("Timeout: not ready after 0.5 s")
+    status = await local_manager.status(ALICE, session.id)
+    assert status["backend"]["compute"]["pid"] is None
+    assert status["backend"]["workspace"]["exists"] is True
+    for _ in range(100):
+        if not pid_alive(pid):
+            break
+        await asyncio.sleep(0.05)
+    assert not pid_alive(pid)
+
+
+@pytest.mark.asyncio
+async def test_keep_failed_compute_leaves_a_failed_start_running_for_debugging(
+    local_manager: SessionManager, local_backend: LocalBackend
+) -> None:
+    local_backend.ready_after_seconds = 30
+    local_manager.ready_timeout_seconds = 0.5
+    local_manager.keep_failed_compute = True
+    session = await local_manager.create(ALICE, parse_create({"name": "kept"}))
+    pid = await session_pid(local_manager, session.id)
+    await wait_state(local_manager, session.id, "error")
+    assert pid_alive(pid)
+    assert (await local_manager.status(ALICE, session.id))["backend"]["compute"]["pid"] == pid
+    await local_manager.delete(ALICE, session.id)
+    assert not pid_alive(pid)
