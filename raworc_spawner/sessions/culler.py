@@ -36,6 +36,15 @@ class Culler(LoggingConfigurable):
         paused for idleness, and retention does not run).""",
     ).tag(config=True)
 
+    active_cpu_millicores = Float(
+        50.0,
+        help="""CPU use, in millicores averaged over the backend's last sample window, above
+        which a session's own compute counts as activity: a session busy computing with no
+        requests (a training job) is not culled. On Kubernetes the window is the metrics API's
+        (``metrics.k8s.io``); locally, the process tree's CPU time since the previous pass.
+        0 turns this off (only requests, heartbeats and agent state changes count).""",
+    ).tag(config=True)
+
     busy_timeout_seconds = Int(
         0,
         help="""Pause ``busy`` sessions with no activity for this many seconds (an agent that
@@ -90,7 +99,10 @@ class Culler(LoggingConfigurable):
         while True:
             batch = await self.manager.idle_candidates(limit=BATCH)
             batch = [s for s in batch if s.id not in culled]
+            working = await self._working([s.id for s in batch])
             for session in batch:
+                if session.id in working:
+                    continue
                 timeout = session.waiting_timeout_seconds
                 seconds = default if timeout is None else timeout
                 if await self._cull(session, f"no activity for {seconds} s", SessionState.READY):
@@ -98,9 +110,25 @@ class Culler(LoggingConfigurable):
             if len(batch) < BATCH:
                 return culled
 
+    async def _working(self, session_ids: list[str]) -> set[str]:
+        """The sessions whose own compute use counts as activity now (noted as such)."""
+        if self.active_cpu_millicores <= 0 or not session_ids:
+            return set()
+        try:
+            usage = await self.manager.compute_usage(session_ids)
+        except RaworcError as e:
+            self.log.warning("could not read the sessions' compute use: %s", e)
+            return set()
+        working = {sid for sid, used in usage.items() if used >= self.active_cpu_millicores}
+        for session_id in working:
+            self.manager.note_activity(session_id)
+        return working
+
     async def _cull_stuck_busy(self) -> list[str]:
         older_than = utcnow() - timedelta(seconds=self.busy_timeout_seconds)
         stuck = await self.manager.unused_since(older_than, state=SessionState.BUSY, limit=BATCH)
+        working = await self._working([s.id for s in stuck])
+        stuck = [s for s in stuck if s.id not in working]
         message = f"busy with no activity for {self.busy_timeout_seconds} s"
         return [s.id for s in stuck if await self._cull(s, message, SessionState.BUSY)]
 

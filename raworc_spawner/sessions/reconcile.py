@@ -14,6 +14,8 @@ Runs at start-up (after a crash or a kill -9 anything may be half done) and peri
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -52,23 +54,48 @@ class Reconciler(LoggingConfigurable):
         at start-up.""",
     ).tag(config=True)
 
+    startup_wait_seconds = Float(
+        10.0,
+        help="""Seconds start-up waits for the first reconciliation before the server goes on
+        (and starts listening). A pass that takes longer (a delete held by a finalizer, a slow
+        API server) finishes in the background; start-up never waits on clean-up.""",
+    ).tag(config=True)
+
     def __init__(self, *, manager: SessionManager, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.manager = manager
         self._orphans_seen: dict[str, float] = {}
         self._loop: PeriodicTask | None = None
+        self._first: asyncio.Task[object] | None = None
 
     async def start(self) -> None:
-        """Reconcile once now, then periodically in the background."""
-        await self.reconcile(startup=True)
+        """Reconcile once now (waiting at most ``startup_wait_seconds``), then periodically."""
+        self._first = asyncio.create_task(self.reconcile(startup=True), name="reconcile-startup")
+        done, _ = await asyncio.wait({self._first}, timeout=self.startup_wait_seconds)
+        if done:
+            self._first.result()  # a failure of the start-up pass is the caller's to see
+        else:
+            self.log.warning(
+                "start-up reconciliation still running after %g s; it goes on in the background",
+                self.startup_wait_seconds,
+            )
+            self._first.add_done_callback(self._first_done)
         if self.interval_seconds > 0:
             self._loop = PeriodicTask(
                 "reconciler", self.reconcile, interval=self.interval_seconds, log=self.log
             )
             self._loop.start()
 
+    def _first_done(self, task: asyncio.Task[object]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("start-up reconciliation failed", exc_info=task.exception())
+
     async def close(self) -> None:
-        """Stop the periodic reconciliation."""
+        """Stop the periodic reconciliation (and a start-up pass still running)."""
+        if self._first is not None and not self._first.done():
+            self._first.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._first
         if self._loop is not None:
             await self._loop.close()
             self._loop = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from raworc_spawner.backends.base import Backend, Inventory
@@ -22,6 +23,12 @@ class SessionUpkeep:
     _activity: ActivityTracker
     max_events_per_session: int
     default_waiting_timeout_seconds: int
+
+    async def compute_usage(self, session_ids: Collection[str]) -> Mapping[str, float]:
+        """Recent CPU use of the sessions' compute, in millicores (absent: no sample)."""
+        if not session_ids:
+            return {}
+        return await self._backend.usage(session_ids)
 
     async def flush_activity(self) -> None:
         """Write pending activity now (the culler does, before it looks)."""
