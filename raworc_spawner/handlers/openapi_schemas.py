@@ -41,7 +41,11 @@ _NAMESPACE: Schema = {
     "pattern": requests.NAMESPACE_PATTERN,
     "description": "Logical grouping; the server's default namespace when left out.",
 }
-_PROMPT: Schema = {"type": "string", "maxLength": requests.MAX_PROMPT_LENGTH}
+_PROMPT: Schema = {
+    "type": "string",
+    "maxLength": requests.MAX_PROMPT_LENGTH,
+    "description": f"At most {requests.MAX_PROMPT_BYTES} bytes in UTF-8, without NUL.",
+}
 _AGENT_IDS: Schema = {
     "type": "array",
     "items": {"type": "string", "minLength": 1},

@@ -23,7 +23,12 @@ from raworc_spawner.errors import ValidationError
 from raworc_spawner.sessions.model import SessionState
 
 MAX_NAME_LENGTH = 253
-MAX_PROMPT_LENGTH = 100_000
+#: The starting prompt reaches the session as one environment variable, and Linux caps one
+#: argument or environment string at MAX_ARG_STRLEN = 131072 bytes (``STARTING_PROMPT=``
+#: included); 100,000 UTF-8 bytes leave room, on every backend.
+MAX_PROMPT_BYTES = 100_000
+#: Characters: a loose bound for schemas that cannot count bytes (each character is >= 1 byte).
+MAX_PROMPT_LENGTH = MAX_PROMPT_BYTES
 MAX_METADATA_BYTES = 64 * 1024
 MAX_AGENT_IDS = 100
 MAX_WAITING_TIMEOUT = 30 * 24 * 3600
@@ -94,11 +99,18 @@ def _namespace(value: object) -> str:
 
 
 def _prompt(value: object) -> str:
-    """Any text up to MAX_PROMPT_LENGTH characters, without NUL."""
+    """Any text up to MAX_PROMPT_BYTES bytes in UTF-8, without NUL."""
     if not isinstance(value, str):
         raise Refused(f"must be a string, not {_type(value)}")
-    if len(value) > MAX_PROMPT_LENGTH:
-        raise Refused(f"must be at most {MAX_PROMPT_LENGTH} characters")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise Refused("must be valid Unicode text (it holds a lone surrogate)") from None
+    if size > MAX_PROMPT_BYTES:
+        raise Refused(
+            f"must be at most {MAX_PROMPT_BYTES} bytes in UTF-8 (it is {size} bytes; "
+            "it reaches the session as one environment variable)"
+        )
     if "\x00" in value:
         raise Refused("must not contain NUL characters")
     return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +14,8 @@ from hypothesis import strategies as st
 
 from raworc_spawner.sessions.model import SessionState
 from raworc_spawner.sessions.requests import FieldErrors, parse_create, parse_state
-from tests.api.conftest import Server, wait_for_state
+from tests.api.conftest import Server, make_config, running_server, wait_for_state
+from tests.waiting import until_state_http
 
 API = "/api/v0"
 UNKNOWN_ID = "6f1c2a4e-8b9d-4e3f-a1b2-c3d4e5f60718"
@@ -341,3 +343,37 @@ async def test_no_generated_body_makes_any_endpoint_answer_500(server: Server) -
         assert response.status_code < 500, (method, url, body, response.text)
         if response.status_code >= 400:
             assert_error(response, response.status_code)
+
+
+@pytest.mark.asyncio
+async def test_a_prompt_is_limited_in_utf8_bytes_so_every_backend_can_start_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = make_config(tmp_path)
+    config.RaworcApp.max_body_bytes = 1024 * 1024
+    async with running_server(config, tmp_path / "data") as server:
+        client = server.client()
+        largest = "é" * 50_000  # 100,000 bytes: the most the API accepts
+        created = await client.post(
+            f"{API}/sessions", json={"name": "p", "starting_prompt": largest}
+        )
+        assert created.status_code == 201, created.text
+        ready = await until_state_http(client, created.json()["id"], "ready", timeout=10)
+        assert ready["starting_prompt"] == largest
+
+        too_big = "é" * 50_001  # 100,002 bytes
+        refused = await client.post(
+            f"{API}/sessions", json={"name": "p", "starting_prompt": too_big}
+        )
+        error = assert_error(refused, 422)
+        assert error["message"] == (
+            "starting_prompt: must be at most 100000 bytes in UTF-8 (it is 100002 bytes; "
+            "it reaches the session as one environment variable)"
+        )
+        lone = await client.post(
+            f"{API}/sessions",
+            content=b'{"name": "p", "starting_prompt": "\\ud800"}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert "lone surrogate" in assert_error(lone, 422)["message"]
