@@ -376,4 +376,6 @@ async def test_a_prompt_is_limited_in_utf8_bytes_so_every_backend_can_start_it(
             content=b'{"name": "p", "starting_prompt": "\\ud800"}',
             headers={"Content-Type": "application/json"},
         )
-        assert "lone surrogate" in assert_error(lone, 422)["message"]
+        assert assert_error(lone, 400, "malformed_json")["message"] == (
+            "strings must be valid Unicode"
+        )
