@@ -110,10 +110,8 @@ def test_doctor_reports_a_missing_storage_class_with_the_fix(
     env = {"KUBERNETES_STORAGE_CLASS": "fast-ssd"}
     done = deployed.spawner("doctor", token=token, cwd=tmp_path, env=env)
     assert done.returncode == 1
-    assert (
-        "✗ storage class fast-ssd does not exist (have: immediate, no-cloning, standard, wait-for-consumer)"
-        in done.stdout
-    )
+    have = "immediate, no-cloning, standard, wait-for-consumer"
+    assert f"✗ storage class fast-ssd does not exist (have: {have})" in done.stdout
     assert "fix: kubectl get storageclass; set KUBERNETES_STORAGE_CLASS to one of them" in (
         done.stdout
     )
