@@ -8,8 +8,13 @@ cluster. Its stand-ins for the Kubernetes objects:
 - the compute (the pod) is one process in its own process group, started in the workspace with
   the session's environment; its ``container_id`` is a UUID made at each start, as a pod's UID is.
 
-A small state file per session (``<data dir>/run/<id>.json``) records the pid and its start time
-so that a restarted server re-adopts running processes instead of leaking or duplicating them.
+Every session process carries ``RAWORC_COMPUTE_ID`` in its environment (see
+:mod:`~raworc_spawner.backends.local_scan`), and a small state file per session
+(``<data dir>/run/<id>.json``) records its start *before* the process is spawned, then its pid.
+A restarted server re-adopts running processes from either, so a server killed at any moment
+leaves no process it cannot find and stop. When a session's process exits, what remains of its
+process group goes with it.
+
 Memory limits use ``RLIMIT_AS`` and are best effort: they cap address space, not resident memory,
 and are not applied on systems without ``resource``.
 """
@@ -18,13 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
 import shutil
-import signal
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +36,6 @@ from traitlets import Bool, Dict, Float, Int, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from raworc_spawner.backends.base import (
-    BackendEvent,
-    BackendEventKind,
     ComputeState,
     EventSink,
     Inventory,
@@ -41,14 +43,14 @@ from raworc_spawner.backends.base import (
     Profile,
     SessionSpec,
 )
+from raworc_spawner.backends.local_compute import Launch, LocalCompute
+from raworc_spawner.backends.local_exec import check_exec_size
+from raworc_spawner.backends.local_ready import until_ready, waiting_for
+from raworc_spawner.backends.local_records import StartRecords
+from raworc_spawner.backends.local_scan import MARKER_VAR, Marker, instance_key
+from raworc_spawner.backends.local_usage import CpuMeter
 from raworc_spawner.backends.localfiles import read_from, read_tail, write_atomic
-from raworc_spawner.backends.procs import (
-    ProcessWatcher,
-    SessionProcess,
-    address_space_limit,
-    process_start_time,
-    signal_group,
-)
+from raworc_spawner.backends.procs import SessionProcess
 from raworc_spawner.backends.status import LocalStatus, ProcessStatus, WorkspaceStatus
 from raworc_spawner.errors import InvalidConfig, SessionFailed, ValidationError
 from raworc_spawner.loops import Backoff
@@ -78,8 +80,19 @@ class LocalBackend(LoggingConfigurable):
     command = List(
         Unicode(),
         default_value=KEEPALIVE,
+        minlen=1,
         help="""Command each session runs (argv list), in its workspace directory. Default: a
         keep-alive Python process that sleeps until stopped.""",
+    ).tag(config=True)
+
+    port = Int(
+        0,
+        min=0,
+        max=65535,
+        help="""TCP port the session command serves on, if it serves one. When set (or when the
+        caller gives a port, as the hub does), a session is ready once its processes listen on
+        that port and accept a connection, not after ``ready_after_seconds``. 0 (the default):
+        no port; readiness is ``ready_after_seconds`` alive.""",
     ).tag(config=True)
 
     extra_env = Dict(
@@ -109,13 +122,15 @@ class LocalBackend(LoggingConfigurable):
 
     ready_after_seconds = Float(
         0.2,
-        help="""A started process counts as ready once it has stayed alive this many seconds. A
-        process that exits sooner fails the session with its exit status and last log lines.""",
+        help="""Without a port: a started process counts as ready once it has stayed alive this
+        many seconds. A process that exits sooner fails the session with its exit status and
+        last log lines. Not used when the session has a port (see ``port``).""",
     ).tag(config=True)
 
     log_tail_lines = Int(
         20,
-        help="""How many of a failed process's last log lines go into the session's error.""",
+        help="""How many of a process's last log lines go into the message of its exit (at most
+        4000 characters).""",
     ).tag(config=True)
 
     @validate("memory_limit")
@@ -134,9 +149,21 @@ class LocalBackend(LoggingConfigurable):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._procs: dict[str, SessionProcess] = {}
-        self._failures: dict[str, SessionFailed] = {}
-        self._sink: EventSink = lambda event: None
+        self._meter = CpuMeter()
+        self._processes: LocalCompute | None = None
+
+    @property
+    def _compute(self) -> LocalCompute:
+        """The session processes (made at first use, once ``data_dir`` is final)."""
+        if self._processes is None:
+            self._processes = LocalCompute(
+                instance=self.instance,
+                records=StartRecords(self.root / "run"),
+                log_file=self.log_file,
+                settings=self,
+                log=self.log,
+            )
+        return self._processes
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -145,12 +172,14 @@ class LocalBackend(LoggingConfigurable):
         """The data directory, absolute."""
         return Path(self.data_dir).resolve()
 
+    @property
+    def instance(self) -> str:
+        """The key in this data directory's processes' markers."""
+        return instance_key(str(self.root))
+
     def workspace(self, session_id: str) -> Path:
         """The workspace directory of a session."""
         return self.root / "workspaces" / session_id
-
-    def _state_file(self, session_id: str) -> Path:
-        return self.root / "run" / f"{session_id}.json"
 
     def _volume_file(self, session_id: str) -> Path:
         return self.root / "run" / f"{session_id}.volume"
@@ -163,108 +192,121 @@ class LocalBackend(LoggingConfigurable):
 
     async def start(self, sink: EventSink) -> None:
         """Create the directories and re-adopt processes left by a previous server."""
-        self._sink = sink
+        self._compute.sink = sink
         for sub in ("workspaces", "run", "logs/sessions"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        for state_file in sorted((self.root / "run").glob("*.json")):
-            self._adopt(state_file.stem)
+        shutil.rmtree(self.root / "clones", ignore_errors=True)  # copies cut short
+        table = await self._compute.scan()
+        for session_id in sorted(self._compute.records.sessions() | table.sessions()):
+            self._compute.recover(session_id, table)
 
     async def close(self) -> None:
         """Stop watching processes; they keep running and are re-adopted on the next start."""
-        for proc in self._procs.values():
-            proc.watcher.close()
-        self._procs.clear()
+        await self._compute.close()
 
     def profiles(self) -> Mapping[str, Profile]:
         """The local backend has no profiles."""
         return {}
 
     def validate(self, spec: SessionSpec) -> None:
-        """Reject profiles: the local backend has none."""
+        """Reject profiles (there are none) and what ``execve`` could never carry.
+
+        Every argument and environment entry must fit Linux's limits (see
+        :mod:`~raworc_spawner.backends.local_exec`); the error names the one at fault.
+        """
         if spec.profile:
             raise ValidationError(
                 "profile", f"unknown profile {spec.profile!r}: the local backend has no profiles"
             )
+        launch = self._launch(spec, "127.255.255.255")  # the longest address it may get
+        marker = Marker(self.instance, spec.session_id, str(uuid.UUID(int=0)))
+        check_exec_size(launch.command, {**launch.env, MARKER_VAR: marker.value()})
 
     async def create(self, spec: SessionSpec) -> Placement:
-        """Create the workspace if needed and start the process if none runs."""
-        volume_id = self._ensure_workspace(spec.session_id, clone_from=spec.clone_from)
-        proc = self._procs.get(spec.session_id)
+        """Create the workspace if needed and start the process if none runs.
+
+        A process that cannot be started is reported by :meth:`wait_ready` (``StartError``).
+        """
+        volume_id = await self._ensure_workspace(spec.session_id, clone_from=spec.clone_from)
+        proc = self._compute.procs.get(spec.session_id)
         if proc is None or proc.stopping:
             if proc is not None:
-                await self._stop(spec.session_id)
-            proc = await self._spawn(spec)
-        return self._placement(spec.session_id, proc, volume_id)
+                await self._compute.stop(spec.session_id)
+            host = self._host_for(spec.session_id)
+            proc = await self._compute.spawn(self._launch(spec, host))
+        if proc is None:
+            return Placement(persistent_volume_id=volume_id)
+        return self._placement(proc, volume_id)
 
     async def wait_ready(self, session_id: str, *, timeout: float) -> Placement:
-        """Wait until the process has stayed up for ``ready_after_seconds``.
+        """Wait until the process is ready: listening on its port, else up for a while.
 
-        A process that exits sooner fails at once (``SessionFailed`` with its exit status);
-        one being stopped meanwhile is waited for until it is replaced or gone.
+        A process that exits first fails at once (``SessionFailed`` with its exit status and
+        last output); one being stopped meanwhile is waited for until it is replaced or gone.
         """
-        async with asyncio.timeout(timeout):
-            proc = self._procs.get(session_id)
-            if proc is not None and not proc.stopping:
-                await proc.watcher.wait(self.ready_after_seconds)  # returns early on exit
-            return await self._settled(session_id)
-
-    async def _settled(self, session_id: str) -> Placement:
-        """The placement of a running process; raise if it failed or is gone."""
-        # Only a stop in progress (pause racing a start) is polled: it ends within
-        # stop_grace_seconds, and the replacement process is not announced otherwise.
         backoff = Backoff(initial=0.01, maximum=0.1, jitter=0.0)
-        while True:
-            failure = self._failures.get(session_id)
-            if failure is not None:
-                raise failure
-            proc = self._procs.get(session_id)
-            if proc is None:
-                raise SessionFailed("ProcessMissing", "the session process is not running")
-            if not proc.stopping:
-                return self._placement(session_id, proc, self._volume_id(session_id))
-            await asyncio.sleep(backoff.next())
+        async with asyncio.timeout(timeout):
+            while True:
+                proc = self._compute.procs.get(session_id)
+                if proc is None:
+                    raise self._compute.failure(session_id)
+                if proc.stopping:
+                    # Only a stop in progress (pause racing a start) is polled: it ends
+                    # within stop_grace_seconds, and its replacement is not announced.
+                    await asyncio.sleep(backoff.next())
+                    continue
+                ready = proc.ready or await until_ready(
+                    proc, ready_after_seconds=self.ready_after_seconds
+                )
+                if ready and self._compute.procs.get(session_id) is proc and not proc.stopping:
+                    self._compute.mark_ready(session_id, proc)
+                    return self._placement(proc, self._volume_id(session_id))
 
     async def pause(self, session_id: str) -> None:
         """Stop the process (SIGTERM, grace, SIGKILL) and keep the workspace."""
-        await self._stop(session_id)
+        await self._compute.stop(session_id)
 
     async def delete(self, session_id: str) -> None:
         """Stop the process, then remove the workspace, state and log."""
-        await self._stop(session_id)
-        self._failures.pop(session_id, None)
+        await self._compute.stop(session_id)
+        self._compute.exits.pop(session_id, None)
         await asyncio.to_thread(shutil.rmtree, self.workspace(session_id), ignore_errors=True)
-        for path in (
-            self._volume_file(session_id),
-            self._state_file(session_id),
-            self.log_file(session_id),
-        ):
+        for path in (self._volume_file(session_id), self.log_file(session_id)):
             path.unlink(missing_ok=True)
 
     def compute_state(self, session_id: str) -> ComputeState:
-        """Running, stopping, failed or absent, from the in-memory process table."""
-        proc = self._procs.get(session_id)
+        """Starting, running, stopping, failed or absent, from the in-memory process table."""
+        proc = self._compute.procs.get(session_id)
         if proc is not None:
-            return ComputeState.STOPPING if proc.stopping else ComputeState.RUNNING
-        if session_id in self._failures:
-            return ComputeState.FAILED
-        return ComputeState.ABSENT
+            if proc.stopping:
+                return ComputeState.STOPPING
+            return ComputeState.RUNNING if proc.ready else ComputeState.STARTING
+        ended = self._compute.exits.get(session_id)
+        return ComputeState.FAILED if ended is not None and ended.failed else ComputeState.ABSENT
 
     def address(self, session_id: str) -> str | None:
         """The session's loopback address while its process runs."""
-        proc = self._procs.get(session_id)
+        proc = self._compute.procs.get(session_id)
         return proc.host if proc is not None and not proc.stopping else None
+
+    def waiting_on(self, session_id: str) -> str | None:
+        """What a starting process waits for (its port, or time alive); None otherwise."""
+        proc = self._compute.procs.get(session_id)
+        if proc is None or proc.stopping or proc.ready:
+            return None
+        return waiting_for(proc, self.ready_after_seconds)
 
     async def status(self, session_id: str) -> LocalStatus:
         """The process and the workspace as the OS sees them."""
-        proc = self._procs.get(session_id)
+        proc = self._compute.procs.get(session_id)
         workspace = self.workspace(session_id)
-        failure = self._failures.get(session_id)
+        ended = self._compute.exits.get(session_id) if proc is None else None
         return LocalStatus(
             backend=self.name,
             compute=ProcessStatus(
                 state=self.compute_state(session_id),
-                reason=failure.reason if failure else None,
-                message=failure.detail if failure else None,
+                reason=ended.reason if ended else None,
+                message=ended.message if ended else None,
                 pid=proc.pid if proc else None,
                 container_id=proc.container_id if proc else None,
                 port=proc.port if proc else None,
@@ -282,24 +324,26 @@ class LocalBackend(LoggingConfigurable):
 
         Read-only, no I/O. A process being stopped still counts until it has exited.
         """
-        proc = self._procs.get(session_id)
+        proc = self._compute.procs.get(session_id)
         return proc.pid if proc is not None else None
 
     def process_ids(self) -> dict[str, int]:
         """Session id → pid of every session process this server watches (a new dict)."""
-        return {session_id: proc.pid for session_id, proc in self._procs.items()}
+        return {session_id: proc.pid for session_id, proc in self._compute.procs.items()}
 
     async def logs(
         self, session_id: str, *, tail: int | None = None, follow: bool = False
     ) -> AsyncIterator[str]:
-        """Lines of the session's log file; with ``follow`` keep reading while it runs."""
+        """Lines of the session's log file; with ``follow`` keep reading while it runs.
+
+        Read in bounded chunks: a log of any size streams without being held in memory.
+        """
         path = self.log_file(session_id)
-        lines = await asyncio.to_thread(read_tail, path, tail)
-        for line in lines:
-            yield line
-        if not follow:
-            return
-        offset = path.stat().st_size if path.exists() else 0
+        offset = 0
+        if tail:
+            offset = path.stat().st_size if path.exists() else 0
+            for line in await asyncio.to_thread(read_tail, path, tail):
+                yield line
         # A file has no change notification here: poll it, more slowly while it is quiet.
         backoff = Backoff(initial=0.05, maximum=0.25, jitter=0.0)
         while True:
@@ -309,30 +353,60 @@ class LocalBackend(LoggingConfigurable):
             if chunk:
                 backoff.reset()
                 continue
-            if session_id not in self._procs:
+            if not follow or session_id not in self._compute.procs:
                 return
             await asyncio.sleep(backoff.next())
 
     async def inventory(self) -> Inventory:
-        """Sessions with a process, and sessions with a workspace directory."""
+        """Sessions with a process, and sessions with a workspace directory.
+
+        Processes found by their marker and not yet watched (their start was cut short by a
+        crash, or another server on this data directory started them) are adopted first.
+        """
+        table = await self._compute.scan()
+        for session_id in sorted(table.sessions() - set(self._compute.procs)):
+            self._compute.recover(session_id, table)
         workspaces_dir = self.root / "workspaces"
         names = (
             frozenset(p.name for p in workspaces_dir.iterdir() if p.is_dir())
             if workspaces_dir.is_dir()
             else frozenset()
         )
-        return Inventory(compute=frozenset(self._procs), workspaces=names)
+        return Inventory(compute=frozenset(self._compute.procs), workspaces=names)
 
-    # -- internals ----------------------------------------------------------------------------
+    async def usage(self, session_ids: Collection[str]) -> Mapping[str, float]:
+        """CPU of each session's process tree in millicores, since the previous call.
 
-    def _ensure_workspace(self, session_id: str, *, clone_from: str | None) -> str:
+        The tree and what counts in it are described in
+        :mod:`~raworc_spawner.backends.local_usage`. A session's first call, and the first
+        after each start of its process, set the baseline and give no entry.
+        """
+        running = {
+            sid: proc
+            for sid in session_ids
+            if (proc := self._compute.procs.get(sid)) is not None and not proc.stopping
+        }
+        self._meter.keep_only(running)
+        if not running:
+            return {}
+        table = await self._compute.scan()
+        now = time.time()
+        found: dict[str, float] = {}
+        for sid, proc in running.items():
+            used = self._meter.measure(
+                sid, proc.container_id, table.tree(sid, proc.container_id), now=now
+            )
+            if used is not None:
+                found[sid] = used
+        return found
+
+    # -- internals: workspace ------------------------------------------------------------------
+
+    async def _ensure_workspace(self, session_id: str, *, clone_from: str | None) -> str:
         workspace = self.workspace(session_id)
         if not workspace.is_dir():
             if clone_from is not None:
-                source = self.workspace(clone_from)
-                if not source.is_dir():
-                    raise SessionFailed("CloneSourceMissing", f"workspace of {clone_from} is gone")
-                shutil.copytree(source, workspace, symlinks=True)
+                await asyncio.to_thread(self._clone, clone_from, workspace)
             else:
                 workspace.mkdir(parents=True)
         volume_id = self._volume_id(session_id)
@@ -341,13 +415,24 @@ class LocalBackend(LoggingConfigurable):
             write_atomic(self._volume_file(session_id), volume_id)
         return volume_id
 
+    def _clone(self, clone_from: str, workspace: Path) -> None:
+        """Copy a workspace aside, then move it in place: a crash never leaves half a copy."""
+        source = self.workspace(clone_from)
+        if not source.is_dir():
+            raise SessionFailed("CloneSourceMissing", f"workspace of {clone_from} is gone")
+        partial = self.root / "clones" / f"{workspace.name}-{uuid.uuid4().hex[:8]}"
+        shutil.copytree(source, partial, symlinks=True)
+        os.replace(partial, workspace)
+
     def _volume_id(self, session_id: str) -> str | None:
         try:
             return self._volume_file(session_id).read_text().strip() or None
         except FileNotFoundError:
             return None
 
-    def _placement(self, session_id: str, proc: SessionProcess, volume_id: str | None) -> Placement:
+    # -- internals: processes ------------------------------------------------------------------
+
+    def _placement(self, proc: SessionProcess, volume_id: str | None) -> Placement:
         return Placement(
             container_id=proc.container_id,
             persistent_volume_id=volume_id,
@@ -359,7 +444,7 @@ class LocalBackend(LoggingConfigurable):
         """A loopback address for the session, distinct from every running session's."""
         if not self.loopback_per_session:
             return "127.0.0.1"
-        taken = {proc.host for sid, proc in self._procs.items() if sid != session_id}
+        taken = {proc.host for sid, proc in self._compute.procs.items() if sid != session_id}
         digest = hashlib.sha256(session_id.encode()).digest()
         for i in range(len(digest) - 2):
             host = f"127.{100 + digest[i] % 100}.{digest[i + 1]}.{1 + digest[i + 2] % 254}"
@@ -368,6 +453,7 @@ class LocalBackend(LoggingConfigurable):
         return "127.0.0.1"
 
     def _env(self, spec: SessionSpec, host: str) -> dict[str, str]:
+        """The session's environment (its process also gets its marker, RAWORC_COMPUTE_ID)."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
@@ -376,104 +462,17 @@ class LocalBackend(LoggingConfigurable):
         }
         env.update(self.extra_env)
         env.update(spec.session_env())
+        env.pop(MARKER_VAR, None)
         return env
 
-    async def _spawn(self, spec: SessionSpec) -> SessionProcess:
-        sid = spec.session_id
-        self._failures.pop(sid, None)
-        command = list(spec.command or self.command)
-        log_path = self.log_file(sid)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        limit = int(parse_quantity(self.memory_limit)) if self.memory_limit else None
-        host = self._host_for(sid)
-        with log_path.open("ab") as log:
-            try:
-                child = await asyncio.create_subprocess_exec(
-                    *command,
-                    cwd=self.workspace(sid),
-                    env=self._env(spec, host),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=address_space_limit(limit) if limit else None,
-                )
-            except OSError as e:
-                raise SessionFailed("StartError", f"cannot run {command[0]!r}: {e}") from e
-        proc = SessionProcess(
-            pid=child.pid,
-            start_time=process_start_time(child.pid) or 0,
-            container_id=str(uuid.uuid4()),
-            port=spec.port,
+    def _launch(self, spec: SessionSpec, host: str) -> Launch:
+        return Launch(
+            session_id=spec.session_id,
+            command=list(spec.command or self.command),
+            env=self._env(spec, host),
+            cwd=self.workspace(spec.session_id),
+            log_file=self.log_file(spec.session_id),
             host=host,
-            watcher=ProcessWatcher.for_child(child, lambda code: self._on_exit(sid, code)),
+            port=spec.port or self.port or None,
+            memory_limit=int(parse_quantity(self.memory_limit)) if self.memory_limit else None,
         )
-        self._procs[sid] = proc
-        self._save_state(sid, proc)
-        started = f"process {child.pid} started"
-        self._sink(BackendEvent(sid, BackendEventKind.PROGRESS, started, "Started"))
-        return proc
-
-    def _adopt(self, session_id: str) -> None:
-        try:
-            state = json.loads(self._state_file(session_id).read_text())
-            pid, start_time = int(state["pid"]), int(state["start_time"])
-        except (OSError, ValueError, KeyError, TypeError):
-            self._state_file(session_id).unlink(missing_ok=True)
-            return
-        if process_start_time(pid) != start_time:
-            self._state_file(session_id).unlink(missing_ok=True)
-            return
-        watcher = ProcessWatcher.for_pid(pid, lambda code: self._on_exit(session_id, code))
-        self._procs[session_id] = SessionProcess(
-            pid=pid,
-            start_time=start_time,
-            container_id=str(state.get("container_id") or uuid.uuid4()),
-            port=state.get("port"),
-            host=str(state.get("host") or "127.0.0.1"),
-            watcher=watcher,
-        )
-        self.log.info("re-adopted process %d of session %s", pid, session_id)
-
-    def _save_state(self, session_id: str, proc: SessionProcess) -> None:
-        state = {
-            "pid": proc.pid,
-            "start_time": proc.start_time,
-            "container_id": proc.container_id,
-            "port": proc.port,
-            "host": proc.host,
-        }
-        write_atomic(self._state_file(session_id), json.dumps(state))
-
-    def _on_exit(self, session_id: str, code: int | None) -> None:
-        proc = self._procs.pop(session_id, None)
-        self._state_file(session_id).unlink(missing_ok=True)
-        if proc is None or proc.stopping:
-            return
-        tail = "".join(read_tail(self.log_file(session_id), self.log_tail_lines)).strip()
-        status = f"exit status {code}" if code is not None else "an unknown exit status"
-        message = f"the session process exited with {status}"
-        if tail:
-            message += f"; last output:\n{tail}"
-        failure = SessionFailed("ProcessExited", message)
-        self._failures[session_id] = failure
-        self._sink(BackendEvent(session_id, BackendEventKind.EXITED, message, "ProcessExited"))
-
-    async def _stop(self, session_id: str) -> None:
-        if session_id not in self._procs:
-            # Started by another server on the same data directory (a hub next to its
-            # service): adopt it from its state file so that it is stopped, not leaked.
-            self._adopt(session_id)
-        proc = self._procs.get(session_id)
-        if proc is None:
-            self._state_file(session_id).unlink(missing_ok=True)
-            return
-        proc.stopping = True
-        signal_group(proc.pid, signal.SIGTERM)
-        if not await proc.watcher.wait(self.stop_grace_seconds):
-            self.log.warning("session %s ignored SIGTERM; sending SIGKILL", session_id)
-            signal_group(proc.pid, signal.SIGKILL)
-            await proc.watcher.wait(self.stop_grace_seconds)
-        proc.watcher.close()
-        self._procs.pop(session_id, None)
-        self._state_file(session_id).unlink(missing_ok=True)

@@ -1,9 +1,18 @@
-"""File helpers of the local backend: atomic small writes, and reading a log's tail or growth."""
+"""File helpers of the local backend: atomic small writes, and reading a log's tail or growth.
+
+Reads are bounded: a session may write lines of any length and logs of any size, and neither
+may make the server read more than a few MiB at once.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+#: The most bytes one read of a log returns (whole lines when the chunk holds a newline).
+CHUNK_BYTES = 1024 * 1024
+#: The most bytes a tail reads back from the end of a log.
+TAIL_BYTES = 4 * 1024 * 1024
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -14,22 +23,44 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def read_tail(path: Path, tail: int | None) -> list[str]:
-    """The last ``tail`` lines of ``path`` (all with None or 0); none when it does not exist."""
+def read_tail(path: Path, tail: int, *, max_bytes: int = TAIL_BYTES) -> list[str]:
+    """The last ``tail`` lines of ``path`` among its last ``max_bytes`` bytes; [] if absent.
+
+    A first line cut by the byte bound is dropped unless it is the only one.
+    """
     try:
-        with path.open("r", errors="replace") as f:
-            lines = f.readlines()
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            start = max(0, size - max_bytes)
+            f.seek(start)
+            data = f.read()
     except FileNotFoundError:
         return []
-    return lines[-tail:] if tail else lines
+    lines = data.decode("utf-8", errors="replace").splitlines(keepends=True)
+    if start > 0 and len(lines) > 1:
+        lines = lines[1:]
+    return lines[-tail:] if tail > 0 else []
 
 
-def read_from(path: Path, offset: int) -> tuple[list[str], int]:
-    """The lines written to ``path`` after byte ``offset``, and the offset to read on from."""
+def read_from(path: Path, offset: int, *, max_bytes: int = CHUNK_BYTES) -> tuple[list[str], int]:
+    """The lines written to ``path`` after byte ``offset`` (at most ``max_bytes`` of them),
+    and the offset to read on from.
+
+    When the bound cuts a line, the chunk ends at its last newline and the rest is read next
+    time; a chunk without any newline is returned as it is.
+    """
     try:
-        with path.open("r", errors="replace") as f:
+        with path.open("rb") as f:
             f.seek(offset)
-            data = f.read()
-            return data.splitlines(keepends=True), f.tell()
+            data = f.read(max_bytes)
     except FileNotFoundError:
         return [], offset
+    if len(data) == max_bytes and b"\n" in data:
+        data = data[: data.rindex(b"\n") + 1]
+    return data.decode("utf-8", errors="replace").splitlines(keepends=True), offset + len(data)
+
+
+def last_output(path: Path, *, lines: int, max_chars: int) -> str:
+    """The last ``lines`` lines of a log, at most ``max_chars`` characters (the end kept)."""
+    text = "".join(read_tail(path, lines)).strip()
+    return text if len(text) <= max_chars else "…" + text[-max_chars:]

@@ -1,8 +1,9 @@
 """Process helpers for the local backend: watching for exit, identifying a pid, signalling.
 
 A pid alone can be reused by the OS, so a process is identified by its pid *and* its start time
-(field 22 of ``/proc/<pid>/stat``). Processes started by this server are awaited directly;
-processes re-adopted after a restart are watched through a pidfd (Linux ≥ 5.3), else polled.
+(field 22 of ``/proc/<pid>/stat``). Processes started by this server are awaited directly, which
+gives their exit status; processes re-adopted after a restart are not this server's children, so
+they are watched through a pidfd (Linux ≥ 5.3), else polled, and their exit status is unknown.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ExitCallback = Callable[[int | None], None]
@@ -62,6 +64,11 @@ class ProcessWatcher:
         watcher._task = asyncio.create_task(watcher._await_pid(pid))
         return watcher
 
+    @property
+    def done(self) -> bool:
+        """Whether the process has exited."""
+        return self._done.is_set()
+
     async def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the exit; True if the process is gone."""
         with contextlib.suppress(TimeoutError):
@@ -108,7 +115,11 @@ class ProcessWatcher:
 
 @dataclass
 class SessionProcess:
-    """A running (or re-adopted) session process."""
+    """A running (or re-adopted) session process.
+
+    ``started`` is when this server started or adopted it (``time.monotonic()``); ``ready``
+    whether it has been found ready (it then reports its exit as an event).
+    """
 
     pid: int
     start_time: int
@@ -117,6 +128,55 @@ class SessionProcess:
     host: str
     watcher: ProcessWatcher
     stopping: bool = False
+    ready: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessExit:
+    """How a session process ended, in the terms of a backend event.
+
+    ``exit_code`` follows containers: the status for a normal exit, 128 + the signal number for
+    a process killed by a signal (137 for SIGKILL), None when unknown.
+    """
+
+    reason: str
+    message: str
+    exit_code: int | None
+
+    @classmethod
+    def of(cls, returncode: int | None, *, output: str = "") -> ProcessExit:
+        """From a ``returncode`` (negative: killed by that signal; None: unknown)."""
+        if returncode is None:
+            reason, code = "ProcessExited", None
+            what = "exited; its exit status is unknown (it was started before this server)"
+        elif returncode < 0:
+            reason, code = "Killed", 128 - returncode
+            what = f"was killed by signal {_signal_name(-returncode)} (exit code {code})"
+        else:
+            reason, code = ("Completed" if returncode == 0 else "ProcessExited"), returncode
+            what = f"exited with exit status {returncode}"
+        message = f"the session process {what}"
+        if output:
+            message += f"; last output:\n{output}"
+        return cls(reason, message, code)
+
+    @classmethod
+    def start_error(cls, message: str) -> ProcessExit:
+        """A process that could not be started at all."""
+        return cls("StartError", message, None)
+
+    @property
+    def failed(self) -> bool:
+        """Anything but a clean exit (status 0)."""
+        return self.exit_code != 0
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f"{signal.Signals(number).name} ({number})"
+    except ValueError:
+        return str(number)
 
 
 def address_space_limit(limit: int) -> Callable[[], None]:

@@ -38,7 +38,7 @@ async def server(
     monkeypatch.chdir(tmp_path)
     config = make_config(tmp_path)
     config.LocalBackend.command = [sys.executable, str(UPSTREAM), str(upstream_port)]
-    config.LocalBackend.ready_after_seconds = 0.4  # time for the web app to listen
+    config.LocalBackend.port = upstream_port  # ready once the web app accepts connections
     config.Culler.interval_seconds = 0.0
     config.SessionManager.activity_flush_seconds = 0.1
     config.RaworcApp.proxy_wake_timeout_seconds = 20.0
