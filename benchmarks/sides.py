@@ -156,14 +156,15 @@ class RaworcManagerSide:
     async def spawn(self, user: str, *, bad_image: bool = False) -> Spawned:
         from raworc_spawner.sessions.model import Principal, new_session_id
         from raworc_spawner.sessions.requests import CreateRequest
+        from raworc_spawner.sessions.spec import SpecOverrides
 
         manager, sid = self.app.manager, new_session_id()
         request = CreateRequest(
             name=user, waiting_timeout_seconds=0, profile="bad" if bad_image else None
         )
         began = time.monotonic()
-        async with manager.bus.subscribe(sid) as events:
-            await manager.create(Principal(user), request, spec_extra={"session_id": sid})
+        async with manager.follow(sid) as events:
+            await manager.create(Principal(user), request, overrides=SpecOverrides(session_id=sid))
             async for event in events:
                 if event.kind == "ready":
                     break
@@ -174,7 +175,7 @@ class RaworcManagerSide:
         return Spawned(user, pod, manager.address(sid) or "", done - began, done)
 
     def events_seen(self) -> int:
-        return int(self.app.manager.backend.events.stats.events)
+        return int(self.app.core.backend.events.stats.events)  # type: ignore[attr-defined]
 
     async def close(self) -> None:
         if self.app is not None:
