@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)
 
@@ -41,4 +41,9 @@ WAKE_DURATION = Histogram(
     "raworc_session_wake_duration_seconds",
     "Seconds from a request reaching a sleeping session to the session being ready.",
     buckets=_DURATION_BUCKETS,
+)
+ORPHANED_WORKSPACES = Gauge(
+    "raworc_orphaned_workspaces",
+    "Workspaces (PVCs, directories) with no session record, kept until an operator removes "
+    "them (raworc-spawner cleanup --delete).",
 )

@@ -8,8 +8,10 @@ Runs at start-up (after a crash or a kill -9 anything may be half done) and peri
 - a record in ``init`` whose compute exists is watched until ready again, unless at start-up its
   workspace is missing (the create was cut short between the two): then it is treated as lost
   compute, since that compute could never start;
-- compute or a workspace without a record is an orphan: deleted after a grace period, or kept
-  and reported (policy).
+- compute without a record is an orphan: stopped after a grace period, or kept (policy);
+- a workspace without a record is reported (log, ``raworc_orphaned_workspaces``,
+  ``raworc-spawner cleanup``) and never deleted here: workspaces are the users' data, and only
+  an explicit delete or the retention policy removes one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from traitlets.config import LoggingConfigurable
 from raworc_spawner.backends.base import ComputeState
 from raworc_spawner.errors import RaworcError
 from raworc_spawner.loops import PeriodicTask
+from raworc_spawner.sessions import metrics
 from raworc_spawner.sessions.manager import SYSTEM, SessionManager
 from raworc_spawner.sessions.model import Session, SessionState
 
@@ -37,8 +40,10 @@ class Reconciler(LoggingConfigurable):
     orphan_policy = Enum(
         ["delete", "keep"],
         default_value="delete",
-        help="""What to do with compute or workspaces that carry our labels but have no session
-        record: ``delete`` them after ``orphan_grace_seconds``, or ``keep`` them and log them.""",
+        help="""What to do with compute (pods, processes) that carries our labels but has no
+        session record: ``delete`` it after ``orphan_grace_seconds``, or ``keep`` it and log it.
+        Orphaned workspaces are never deleted by reconciliation, whatever this says: they are
+        reported, and ``raworc-spawner cleanup --delete`` removes them.""",
     ).tag(config=True)
 
     orphan_grace_seconds = Float(
@@ -65,6 +70,7 @@ class Reconciler(LoggingConfigurable):
         super().__init__(**kwargs)
         self.manager = manager
         self._orphans_seen: dict[str, float] = {}
+        self._reported: set[str] = set()
         self._loop: PeriodicTask | None = None
         self._first: asyncio.Task[object] | None = None
 
@@ -118,7 +124,7 @@ class Reconciler(LoggingConfigurable):
                 break
             cursor = page.next_cursor
         for orphan in await self._orphans(known, startup=startup):
-            actions.setdefault("orphan", []).append(orphan)
+            actions.setdefault("orphan compute stopped", []).append(orphan)
         if actions:
             self.log.info("reconciled: %s", {k: len(v) for k, v in actions.items()})
         return actions
@@ -158,9 +164,24 @@ class Reconciler(LoggingConfigurable):
 
     async def _orphans(self, known: set[str], *, startup: bool) -> list[str]:
         inventory = await self.manager.inventory()
-        orphans = sorted((inventory.compute | inventory.workspaces) - known)
+        unknown = [o for o in sorted(inventory.compute | inventory.workspaces) if o not in known]
         # A session may have been created after the listing above: check the record again.
-        orphans = [o for o in orphans if await self.manager.fresh(o) is None]
+        unknown = [o for o in unknown if await self.manager.fresh(o) is None]
+        workspaces = [o for o in unknown if o in inventory.workspaces]
+        metrics.ORPHANED_WORKSPACES.set(len(workspaces))
+        for orphan in workspaces:
+            if orphan not in self._reported:
+                self.log.warning(
+                    "workspace of unknown session %s kept (it is never deleted by inference; "
+                    "raworc-spawner cleanup --delete removes it)",
+                    orphan,
+                )
+        self._reported = set(workspaces)
+        return await self._stop_orphan_compute(
+            [o for o in unknown if o in inventory.compute], startup=startup
+        )
+
+    async def _stop_orphan_compute(self, orphans: list[str], *, startup: bool) -> list[str]:
         now = time.monotonic()
         due: list[str] = []
         for orphan in orphans:
@@ -170,9 +191,9 @@ class Reconciler(LoggingConfigurable):
         self._orphans_seen = {o: t for o, t in self._orphans_seen.items() if o in orphans}
         for orphan in due:
             if self.orphan_policy == "delete":
-                self.log.warning("deleting orphaned resources of unknown session %s", orphan)
-                await self.manager.delete_orphan(orphan)
+                self.log.warning("stopping orphaned compute of unknown session %s", orphan)
+                await self.manager.stop_orphan_compute(orphan)
                 self._orphans_seen.pop(orphan, None)
             else:
-                self.log.warning("orphaned resources of unknown session %s kept (policy)", orphan)
+                self.log.warning("orphaned compute of unknown session %s kept (policy)", orphan)
         return due

@@ -60,11 +60,15 @@ class SessionUpkeep:
         """What compute and workspaces the backend has now."""
         return await self._backend.inventory()
 
-    async def delete_orphan(self, session_id: str) -> bool:
-        """Remove the resources of a session id that has no record; False if it has one."""
+    async def stop_orphan_compute(self, session_id: str) -> bool:
+        """Remove the compute of a session id that has no record; False if it has one.
+
+        Only the compute: a workspace is never deleted by inference (``cleanup --delete`` does
+        that, on an operator's word).
+        """
         async with self._runtimes.lock(session_id):
             if await self._cache.reload(session_id) is not None:
                 return False
-            await self._backend.delete(session_id)
+            await self._backend.pause(session_id)
         self._runtimes.drop(session_id)
         return True
