@@ -10,6 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kubesim.control.expansion import expand
 from raworc_spawner.backends.kubernetes.manifests import ManifestError, deep_merge, to_yaml_json
 from raworc_spawner.errors import InvalidConfig, ValidationError
 from tests.k8s_manifests.conftest import (
@@ -198,7 +199,9 @@ def test_a_template_expression_in_a_name_is_not_evaluated() -> None:
 def test_any_session_name_round_trips_through_the_pod_template(text: str) -> None:
     pod = make_renderer().render_pod(make_spec(name=text, starting_prompt=text))
     assert pod["metadata"]["annotations"]["raworc.dev/session-name"] == text
-    assert _env(pod)["STARTING_PROMPT"] == text
+    # The container sees the value after the kubelet's $(VAR) expansion: exactly the text.
+    env = _env(pod)
+    assert expand(env["STARTING_PROMPT"], env) == text
 
 
 @given(st.recursive(st.text() | st.integers() | st.booleans() | st.none(), st.lists, max_leaves=8))

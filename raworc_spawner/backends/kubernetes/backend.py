@@ -1,27 +1,24 @@
 """The Kubernetes backend: a PVC and a pod per session, watched through shared caches.
 
-Creating a session sends exactly two writes at once (the PVC and the pod; the scheduler holds
-the pod until its claim is bound). Waiting for readiness, status reads and failure detection
-are answered from three informers (pods and PVCs labelled ``app=raworc,component=session``,
-and events about session objects), so a waiting session costs the API server nothing. What is
-not in the caches (waiters, failures, timers, recent events) is kept in one
-:class:`~raworc_spawner.backends.kubernetes.tracked.Tracked` record per session, dropped in
-one place when the session goes.
+Creating a session sends two writes at once (the PVC and the pod; the scheduler holds the pod
+until its claim is bound). A pod that can never become ready (it ended, is stuck, or was
+rendered from settings since changed) is deleted first and replaced. Waiting for readiness,
+status reads and failure detection are answered from three informers (pods and PVCs labelled
+``app=raworc,component=session``, and events about session objects), so a waiting session costs
+the API server nothing. Whatever the caches do not hold (waiters, current objects, clocks,
+believed events) is one :class:`~raworc_spawner.backends.kubernetes.tracked.Tracked` record per
+session; the cache listeners that keep it are :class:`~raworc_spawner.backends.kubernetes.
+watching.Watching`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any
 
-from traitlets import Bool, Float, Int, Unicode
-from traitlets.config import LoggingConfigurable
-
 from raworc_spawner.backends.base import (
-    BackendEvent,
-    BackendEventKind,
     ComputeState,
     EventSink,
     Inventory,
@@ -29,17 +26,18 @@ from raworc_spawner.backends.base import (
     Profile,
     SessionSpec,
 )
-from raworc_spawner.backends.kubernetes import podstate
+from raworc_spawner.backends.kubernetes import outcome, podstate, waiting
 from raworc_spawner.backends.kubernetes.apierrors import (
     APIConflict,
     APIError,
     APIForbidden,
     APIInvalid,
     APINotFound,
+    APIUnreachable,
 )
 from raworc_spawner.backends.kubernetes.client import ConnectionOptions, KubeClient, RetryPolicy
-from raworc_spawner.backends.kubernetes.informer import Informer, Listener, Obj
-from raworc_spawner.backends.kubernetes.manifests import ManifestRenderer
+from raworc_spawner.backends.kubernetes.informer import Informer, Obj
+from raworc_spawner.backends.kubernetes.manifests import SPEC_HASH_ANNOTATION, ManifestRenderer
 from raworc_spawner.backends.kubernetes.naming import (
     NETWORK_POLICY_NAME,
     SESSION_SELECTOR,
@@ -47,87 +45,44 @@ from raworc_spawner.backends.kubernetes.naming import (
     pvc_name,
     session_id_of,
 )
+from raworc_spawner.backends.kubernetes.options import BackendOptions
+from raworc_spawner.backends.kubernetes.removal import Removal
 from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
-from raworc_spawner.backends.kubernetes.tracked import Tracked, TrackedSessions
+from raworc_spawner.backends.kubernetes.tracked import TrackedSessions
+from raworc_spawner.backends.kubernetes.usage import millicores_by_session
+from raworc_spawner.backends.kubernetes.watching import PODS, PVCS, Kind, Watching
 from raworc_spawner.backends.status import ComputeStatus, KubernetesStatus
 from raworc_spawner.errors import BackendError, SessionFailed
 
-PODS = "pods"
-PVCS = "persistentvolumeclaims"
+METRICS_MISSING = (
+    "the metrics API (metrics.k8s.io/v1beta1) is not served: session CPU use is unknown and "
+    "does not count as activity until it is"
+)
 
-Kind = BackendEventKind
 
-
-class KubernetesBackend(LoggingConfigurable):
+class KubernetesBackend(BackendOptions):
     """Runs each session as a pod with a PVC workspace (``KUBERNETES_ENABLED=true``)."""
 
     name = "kubernetes"
 
-    api_url = Unicode(
-        "",
-        help="""URL of the Kubernetes API server. Empty: detect (in-cluster ServiceAccount,
-        then KUBECONFIG / ~/.kube/config). When set it is used as is, with api_token.""",
-    ).tag(config=True)
-    api_token = Unicode("", help="""Bearer token for api_url.""").tag(config=True)
-    api_token_file = Unicode("", help="""File holding the bearer token for api_url.""").tag(
-        config=True
-    )
-    ca_file = Unicode("", help="""CA bundle for api_url's TLS certificate.""").tag(config=True)
-    verify_tls = Bool(True, help="""Verify api_url's TLS certificate.""").tag(config=True)
-    kubeconfig = Unicode(
-        "", help="""Kubeconfig file. Empty: $KUBECONFIG, then ~/.kube/config."""
-    ).tag(config=True)
-    context = Unicode("", help="""Kubeconfig context. Empty: the current context.""").tag(
-        config=True
-    )
-    api_retries = Int(
-        5,
-        help="""Attempts per API request when it fails with 429, 5xx or a connection error
-        (1 = no retry). Waits grow exponentially with jitter; Retry-After is honoured.""",
-    ).tag(config=True)
-    api_backoff_seconds = Float(0.1, help="""First retry wait, in seconds.""").tag(config=True)
-    api_backoff_max_seconds = Float(5.0, help="""Longest retry wait, in seconds.""").tag(
-        config=True
-    )
-    delete_grace_seconds = Int(
-        -1,
-        help="""Grace period (seconds) given to a session pod when it is paused or deleted.
-        -1 uses the pod's terminationGracePeriodSeconds; 0 kills at once.""",
-    ).tag(config=True)
-    unschedulable_grace_seconds = Float(
-        30.0,
-        help="""Seconds a pod may stay unschedulable (no node fits) before the session fails
-        with reason Unschedulable and the scheduler's message. 0 fails at once.""",
-    ).tag(config=True)
-    events_per_session = Int(
-        50, help="""Kubernetes events kept in memory per session (a ring)."""
-    ).tag(config=True)
-    watch_timeout_seconds = Int(
-        300,
-        help="""Server-side timeout of each watch request; the watch then resumes from the
-        last resourceVersion (no re-LIST).""",
-    ).tag(config=True)
-    gone_timeout_seconds = Float(
-        120.0,
-        help="""Seconds to wait for a deleted pod or PVC to disappear before giving up.""",
-    ).tag(config=True)
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        # The traits above say how to reach the API server and how patient to be; what a
-        # session's pod and PVC look like is KubernetesSettings, which checks itself here.
+        # The traits say how to reach the API server and how patient to be; what a session's
+        # pod and PVC look like is KubernetesSettings, which checks itself here.
         self.settings = KubernetesSettings(parent=self)
         self.renderer = ManifestRenderer(self.settings)
         self.client: KubeClient | None = None
-        self._sink: EventSink = lambda event: None
         self._tracked = TrackedSessions(events_kept=self.events_per_session)
-        self.pods = self._informer(PODS, self._on_pod, label_selector=SESSION_SELECTOR)
-        self.pvcs = self._informer(PVCS, self._on_pvc, label_selector=SESSION_SELECTOR)
+        self.watching = Watching(self, self._tracked)
+        self.pods = self._informer(PODS, self.watching.on_pod, label_selector=SESSION_SELECTOR)
+        self.pvcs = self._informer(PVCS, self.watching.on_pvc, label_selector=SESSION_SELECTOR)
         self.events = self._informer(
-            "events", self._on_event, keep=podstate.is_session_event, cache=False
+            "events", self.watching.on_event, keep=podstate.is_session_event, cache=False
         )
+        self.removal = Removal(self, self._tracked)
+        self._metrics_unavailable = False
 
-    def _informer(self, resource: str, listener: Listener, **options: Any) -> Informer:
+    def _informer(self, resource: str, listener: Any, **options: Any) -> Informer:
         """A watch cache of ``resource`` in the sessions' namespace, feeding ``listener``."""
         informer = Informer(
             resource, self.namespace, watch_timeout_seconds=self.watch_timeout_seconds, **options
@@ -163,7 +118,7 @@ class KubernetesBackend(LoggingConfigurable):
 
     async def start(self, sink: EventSink) -> None:
         """Connect, fill the caches and start watching."""
-        self._sink = sink
+        self.watching.sink = sink
         self.client = client = await self.connect()
         self.log.info("Kubernetes API via %s; namespace %s", client.source, self.namespace)
         try:
@@ -195,19 +150,40 @@ class KubernetesBackend(LoggingConfigurable):
     # -- commands -----------------------------------------------------------------------------
 
     async def create(self, spec: SessionSpec) -> Placement:
-        """Create the PVC and the pod at once (each unless it exists); return their UIDs."""
+        """Create the PVC and the pod at once (each unless it exists); return their UIDs.
+
+        A pod that can never become ready for this spec is deleted (waited out by uid) and
+        replaced from the current settings; a warning or progress event says why.
+        """
         sid = spec.session_id
         self._tracked.track(sid).restart()
-        for resource in (PODS, PVCS):
-            if podstate.is_terminating(self._cached(resource, sid)):
-                await self._wait_gone(resource, sid)
+        pod_body = self.renderer.render_pod(spec)
+        await self._clear_the_way(sid, pod_body)
         made_pvc, made_pod = await asyncio.gather(
             self._ensure(PVCS, sid, lambda: self.renderer.render_pvc(spec)),
-            self._ensure(PODS, sid, lambda: self.renderer.render_pod(spec)),
+            self._ensure(PODS, sid, lambda: pod_body),
         )
-        self._progress(sid, "PVCCreated", f"workspace claim {pvc_name(sid)} ready to bind")
-        self._progress(sid, "PodCreated", f"pod {pod_name(sid)} created")
+        self.watching.adopt(sid, made_pod, made_pvc)
+        self.watching.progress(sid, "PVCCreated", f"workspace claim {pvc_name(sid)} ready to bind")
+        self.watching.progress(sid, "PodCreated", f"pod {pod_name(sid)} created")
         return podstate.placement(made_pod, made_pvc)
+
+    async def _clear_the_way(self, sid: str, pod_body: Obj) -> None:
+        """Replace a pod that cannot serve this start; wait out objects already going."""
+        pod = self.cached(PODS, sid)
+        if pod is not None and not podstate.is_terminating(pod):
+            spec_hash = pod_body["metadata"]["annotations"][SPEC_HASH_ANNOTATION]
+            why = outcome.why_replace(pod, spec_hash=spec_hash)
+            if why is not None:
+                text, failed = why
+                level = Kind.WARNING if failed else Kind.PROGRESS
+                message = f"replacing pod {pod_name(sid)} ({text})"
+                self.watching.emit(sid, level, message, "PodReplaced")
+                await self.removal.delete_and_wait(PODS, sid)
+        for resource in (PODS, PVCS):
+            obj = self.cached(resource, sid)
+            if podstate.is_terminating(obj):
+                await self.removal.wait_gone(resource, sid, uid=_uid(obj))
 
     async def wait_ready(self, session_id: str, *, timeout: float) -> Placement:
         """Resolve when the pod is Running and Ready; fail fast on a fatal condition."""
@@ -215,7 +191,7 @@ class KubernetesBackend(LoggingConfigurable):
         tracked = self._tracked.track(session_id)
         tracked.waiters.append(future)
         try:
-            self._evaluate(session_id)
+            self.watching.evaluate(session_id)
             async with asyncio.timeout(timeout):
                 return await future
         finally:
@@ -223,22 +199,22 @@ class KubernetesBackend(LoggingConfigurable):
                 tracked.waiters.remove(future)
 
     async def pause(self, session_id: str) -> None:
-        """Delete the pod (gracefully) and wait until it is gone; the PVC stays."""
+        """Delete the pod (gracefully, whatever state it is in) and wait; the PVC stays."""
         tracked = self._tracked.track(session_id)
         tracked.stopping = True
         tracked.settle(SessionFailed("Stopped", "the session was stopped"))
-        await self._delete_and_wait(PODS, session_id)
+        await self.removal.delete_and_wait(PODS, session_id)
         tracked.running = False
 
     async def delete(self, session_id: str) -> None:
         """Delete the pod, wait until it is gone, then the PVC, and wait for that too."""
         await self.pause(session_id)
-        await self._delete_and_wait(PVCS, session_id)
+        await self.removal.delete_and_wait(PVCS, session_id)
         self._tracked.forget(session_id)
 
     async def ensure_network_policy(self) -> None:
         """Create the session isolation NetworkPolicy, or bring it up to date."""
-        client = self._client()
+        client = self.require_client()
         body = self.renderer.render_network_policy()
         try:
             await client.create("networkpolicies", self.namespace, body)
@@ -253,22 +229,24 @@ class KubernetesBackend(LoggingConfigurable):
     # -- queries ------------------------------------------------------------------------------
 
     def compute_state(self, session_id: str) -> ComputeState:
-        """From the pod cache: running only when Running, Ready and not terminating."""
+        """From the pod cache: running only when Running, Ready and not terminating; failed
+        once the session container exited or the pod ended or is stuck."""
         if self._tracked.failure(session_id) is not None:
             return ComputeState.FAILED
-        return podstate.compute_state(self._cached(PODS, session_id))
+        return podstate.compute_state(self.cached(PODS, session_id))
 
     def address(self, session_id: str) -> str | None:
         """The pod IP, only while the pod is running and ready."""
-        pod = self._cached(PODS, session_id)
-        if not podstate.is_ready(pod):
+        if self.compute_state(session_id) is not ComputeState.RUNNING:
             return None
+        pod = self.cached(PODS, session_id)
         return ((pod or {}).get("status") or {}).get("podIP")
 
     async def status(self, session_id: str) -> KubernetesStatus:
-        """Pod, PVC and recent events, from the caches."""
+        """Pod, PVC and the events about them (these objects only), from the caches."""
         failure = self._tracked.failure(session_id)
         tracked = self._tracked.get(session_id)
+        current = {tracked.pod_uid or "", tracked.pvc_uid or ""} if tracked else set()
         return KubernetesStatus(
             backend=self.name,
             namespace=self.namespace,
@@ -277,156 +255,109 @@ class KubernetesBackend(LoggingConfigurable):
                 reason=failure.reason if failure else None,
                 message=failure.message if failure else None,
             ),
-            pod=podstate.pod_summary(self._cached(PODS, session_id)),
-            pvc=podstate.pvc_summary(self._cached(PVCS, session_id)),
-            events=tuple(tracked.events) if tracked else (),
+            pod=podstate.pod_summary(self.cached(PODS, session_id)),
+            pvc=podstate.pvc_summary(self.cached(PVCS, session_id)),
+            events=tracked.events.shown(current - {""}) if tracked else (),
         )
 
     async def logs(
         self, session_id: str, *, tail: int | None = None, follow: bool = False
     ) -> AsyncIterator[str]:
         """The session container's output (nothing when there is no pod)."""
-        if self.client is None or self._cached(PODS, session_id) is None:
+        if self.client is None or self.cached(PODS, session_id) is None:
             return
         try:
             async for line in self.client.pod_logs(
                 self.namespace, pod_name(session_id), tail_lines=tail, follow=follow
             ):
                 yield line
-        except (APINotFound, APIError) as e:
+        except (APIError, APIUnreachable) as e:
             yield f"[logs unavailable: {e}]\n"
 
     async def inventory(self) -> Inventory:
         """Session ids that have a pod, and those that have a PVC."""
         return Inventory(compute=frozenset(_ids(self.pods)), workspaces=frozenset(_ids(self.pvcs)))
 
-    # -- cache listeners ----------------------------------------------------------------------
-
-    def _on_pod(self, kind: str, pod: Obj) -> None:
-        sid = session_id_of(pod)
-        if sid is None:
-            return
-        tracked = self._tracked.get(sid)
-        if kind == "DELETED":
-            if tracked is not None:
-                tracked.resolve_gone(pod_name(sid))
-                if tracked.running and not tracked.stopping:
-                    self._emit(sid, Kind.LOST, "the session pod was deleted", "PodDeleted")
-                tracked.running = False
-                self._forget_if_gone(sid)
-            return
-        self._on_pod_changed(sid, pod, tracked)
-        self._evaluate(sid)
-
-    def _on_pod_changed(self, sid: str, pod: Obj, tracked: Tracked | None) -> None:
-        failure = podstate.pod_failure(pod)
-        terminating = podstate.is_terminating(pod)
-        if tracked is not None and tracked.running and not tracked.stopping:
-            # Deleted by someone else (eviction, node drain, kubectl): the compute is lost but
-            # nothing is wrong with the session. A failure inside the pod is an exit.
-            if terminating:
-                self._emit(sid, Kind.LOST, "the session pod is being deleted", "PodDeleted")
-            elif failure:
-                self._emit(sid, Kind.EXITED, failure.message, failure.reason)
-        if tracked is not None and (failure or terminating):
-            tracked.running = False
-        if podstate.is_ready(pod):
-            self._tracked.track(sid).running = True
-
-    def _on_pvc(self, kind: str, pvc: Obj) -> None:
-        sid = session_id_of(pvc)
-        if sid is None:
-            return
-        if kind == "DELETED":
-            tracked = self._tracked.get(sid)
-            if tracked is not None:
-                tracked.resolve_gone(pvc_name(sid))
-                tracked.pvc_phase = None
-                self._forget_if_gone(sid)
-            return
-        phase = (pvc.get("status") or {}).get("phase") or "Pending"
-        tracked = self._tracked.track(sid)
-        if tracked.pvc_phase != phase:
-            tracked.pvc_phase = phase
-            if phase == "Bound":
-                volume = (pvc.get("spec") or {}).get("volumeName")
-                self._progress(sid, "PVCBound", f"workspace volume {volume} bound")
-
-    def _on_event(self, kind: str, event: Obj) -> None:
-        if kind == "DELETED":
-            return
-        sid = podstate.event_session_id(event)
-        if sid is None:
-            return
-        tracked = self._tracked.get(sid)
-        if tracked is None:
-            if self._cached(PODS, sid) is None and self._cached(PVCS, sid) is None:
-                return  # late news of a session that is gone: nothing to keep it for
-            tracked = self._tracked.track(sid)
-        summary = podstate.event_summary(event)
-        tracked.events.append(summary)
-        level = Kind.WARNING if event.get("type") == "Warning" else Kind.PROGRESS
-        self._emit(sid, level, f"{summary.object}: {summary.message}", summary.reason)
-        failure = podstate.event_failure(event)
-        if failure is not None and not tracked.stopping:
-            tracked.failure = failure
-            self._evaluate(sid)
-
-    def _evaluate(self, sid: str) -> None:
-        """Settle the session's readiness waiters if the caches now say ready or failed."""
-        tracked = self._tracked.get(sid)
-        if tracked is None or not tracked.waiters:
-            return
-        pod = self._cached(PODS, sid)
-        failure = tracked.failure or (pod and podstate.pod_failure(pod))
-        failure = failure or tracked.unschedulable(
-            podstate.unschedulable_message(pod) if pod else None,
-            grace=self.unschedulable_grace_seconds,
-            recheck=lambda: self._recheck(sid),
+    def waiting_on(self, session_id: str) -> str | None:
+        """What the session's start waits for now, from the caches (see ``waiting``)."""
+        tracked = self._tracked.get(session_id)
+        return waiting.waiting_on(
+            session_id,
+            self.cached(PODS, session_id),
+            self.cached(PVCS, session_id),
+            events=tracked.events if tracked else None,
+            pod_uid=tracked.pod_uid if tracked else None,
+            provisioning=tracked.provisioning if tracked else None,
         )
-        if failure:
-            tracked.failure = failure
-            tracked.settle(SessionFailed(failure.reason, failure.message))
-        elif podstate.is_ready(pod):
-            tracked.settle(podstate.placement(pod, self._cached(PVCS, sid)))
 
-    def _recheck(self, sid: str) -> None:
-        tracked = self._tracked.get(sid)
-        if tracked is not None:
-            tracked.recheck = None
-            self._evaluate(sid)
+    async def usage(self, session_ids: Collection[str]) -> dict[str, float]:
+        """Millicores each session's pod used (metrics API), from one LIST of PodMetrics.
 
-    def _forget_if_gone(self, sid: str) -> None:
-        """Forget a session whose pod and PVC were both deleted from outside, once idle."""
-        tracked = self._tracked.get(sid)
-        if tracked is None or not tracked.idle:
+        Sessions without a running pod or a sample are absent. Without a metrics API (404) or
+        the right to read it (403) the answer is empty, with one warning until it is back.
+        """
+        wanted = set(session_ids)
+        if not wanted or self.client is None:
+            return {}
+        try:
+            items = await self.client.list_pod_metrics(
+                self.namespace, label_selector=SESSION_SELECTOR
+            )
+        except (APINotFound, APIForbidden) as e:
+            self._metrics_missing(e)
+            return {}
+        self._metrics_unavailable = False
+        return millicores_by_session(items, wanted)
+
+    def _metrics_missing(self, error: APIError) -> None:
+        if self._metrics_unavailable:
             return
-        if self._cached(PODS, sid) is None and self._cached(PVCS, sid) is None:
-            self._tracked.forget(sid)
+        self._metrics_unavailable = True
+        if isinstance(error, APINotFound):
+            self.log.warning(METRICS_MISSING)
+        else:
+            self.log.warning("the metrics API (metrics.k8s.io/v1beta1) refused: %s", error)
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _client(self) -> KubeClient:
+    def require_client(self) -> KubeClient:
         if self.client is None:
             raise BackendError("the Kubernetes backend is not started")
         return self.client
 
-    def _cached(self, resource: str, sid: str) -> Obj | None:
+    def cached(self, resource: str, sid: str) -> Obj | None:
         """The session's pod or PVC from the cache."""
         informer = self.pods if resource == PODS else self.pvcs
         return informer.get(_object_name(resource, sid))
 
     async def _ensure(self, resource: str, sid: str, render: Callable[[], Obj]) -> Obj:
-        """Create the object unless cached; on AlreadyExists adopt it if it is this session's."""
-        cached = self._cached(resource, sid)
+        """Create the object unless cached; on AlreadyExists adopt it if it is this session's.
+
+        A pod found that way (the cache was behind) that cannot serve the start is deleted by
+        uid and created again, once.
+        """
+        cached = self.cached(resource, sid)
         if cached is not None:
             return cached
-        client = self._client()
         body = render()
+        made = await self._create_or_get(resource, sid, body)
+        if made is None:  # an unusable pod was in the way: it is gone now, once more
+            made = await self._create_or_get(resource, sid, body, created_only=True)
+        if made is None:
+            raise SessionFailed("AlreadyExists", f"{resource} {body['metadata']['name']} exists")
+        return made
+
+    async def _create_or_get(
+        self, resource: str, sid: str, body: Obj, *, created_only: bool = False
+    ) -> Obj | None:
+        """The created object, or the existing one; None when an unusable pod was removed."""
+        client = self.require_client()
         name = body["metadata"]["name"]
         try:
             return await client.create(resource, self.namespace, body)
-        except APIConflict:
+        except APIConflict as e:
+            if created_only:
+                raise SessionFailed("AlreadyExists", f"{resource} {name} keeps coming back") from e
             existing = await client.get(resource, self.namespace, name)
         except (APIInvalid, APIForbidden) as e:
             raise _refused(resource, name, e) from e
@@ -434,47 +365,13 @@ class KubernetesBackend(LoggingConfigurable):
             raise SessionFailed(
                 "AlreadyExists", f"{resource} {name} exists and belongs to another owner"
             )
+        spec_hash = (body["metadata"].get("annotations") or {}).get(SPEC_HASH_ANNOTATION, "")
+        if resource == PODS and (
+            podstate.is_terminating(existing) or outcome.why_replace(existing, spec_hash=spec_hash)
+        ):
+            await self.removal.delete_and_wait(PODS, sid, obj=existing)
+            return None
         return existing
-
-    async def _delete_and_wait(self, resource: str, sid: str) -> None:
-        if self._cached(resource, sid) is None:
-            return
-        name = _object_name(resource, sid)
-        grace = self.delete_grace_seconds if self.delete_grace_seconds >= 0 else None
-        with contextlib.suppress(APINotFound):
-            await self._client().delete(
-                resource,
-                self.namespace,
-                name,
-                grace_period_seconds=grace if resource == PODS else None,
-            )
-        await self._wait_gone(resource, sid)
-
-    async def _wait_gone(self, resource: str, sid: str) -> None:
-        if self._cached(resource, sid) is None:
-            return
-        name = _object_name(resource, sid)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiting = self._tracked.track(sid).gone.setdefault(name, [])
-        waiting.append(future)
-        try:
-            async with asyncio.timeout(self.gone_timeout_seconds):
-                await future
-        except TimeoutError as e:
-            raise BackendError(
-                f"{resource} {name} still exists after {self.gone_timeout_seconds:g} s"
-            ) from e
-        finally:
-            waiting.remove(future)
-            tracked = self._tracked.get(sid)
-            if tracked is not None and not waiting:
-                tracked.gone.pop(name, None)
-
-    def _emit(self, sid: str, kind: BackendEventKind, message: str, reason: str | None) -> None:
-        self._sink(BackendEvent(sid, kind, message, reason))
-
-    def _progress(self, sid: str, reason: str, message: str) -> None:
-        self._emit(sid, Kind.PROGRESS, message, reason)
 
 
 def _refused(resource: str, name: str, error: APIInvalid | APIForbidden) -> SessionFailed:
@@ -490,6 +387,10 @@ def _refused(resource: str, name: str, error: APIInvalid | APIForbidden) -> Sess
 
 def _object_name(resource: str, sid: str) -> str:
     return pod_name(sid) if resource == PODS else pvc_name(sid)
+
+
+def _uid(obj: Obj | None) -> str | None:
+    return ((obj or {}).get("metadata") or {}).get("uid")
 
 
 def _ids(informer: Informer) -> list[str]:

@@ -210,7 +210,7 @@ class KubeClient:
                     raise error_for(int(status.get("code") or 500), status, None)
                 yield event
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as e:
-            raise APIUnreachable(f"watch of {resource} interrupted: {e}") from e
+            raise APIUnreachable(f"watch of {resource} interrupted: {describe(e)}") from e
         finally:
             response.release()
 
@@ -230,6 +230,23 @@ class KubeClient:
                 yield line.decode(errors="replace")
         finally:
             response.release()
+
+    async def list_pod_metrics(self, namespace: str, *, label_selector: str = "") -> list[Any]:
+        """The PodMetrics of ``metrics.k8s.io/v1beta1`` in ``namespace`` (one LIST).
+
+        Raises :class:`APINotFound` when the metrics API is not served (no metrics-server).
+        """
+        api = self._api(k8s.CustomObjectsApi)
+        kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
+        page = await self._json(
+            api.list_namespaced_custom_object,
+            "metrics.k8s.io",
+            "v1beta1",
+            namespace,
+            "pods",
+            **kwargs,
+        )
+        return list(page.get("items") or [])
 
     async def can_i(self, verb: str, resource: str, namespace: str, *, group: str = "") -> bool:
         """SelfSubjectAccessReview: may these credentials do ``verb`` on ``resource``?"""
@@ -318,7 +335,9 @@ class KubeClient:
         try:
             response = await method(*args, _preload_content=False, **kwargs)
         except (aiohttp.ClientConnectionError, TimeoutError, OSError) as e:
-            raise APIUnreachable(f"cannot reach the Kubernetes API ({self.source}): {e}") from e
+            raise APIUnreachable(
+                f"cannot reach the Kubernetes API ({self.source}): {describe(e)}"
+            ) from e
         if 200 <= response.status < 300:
             return response
         try:
@@ -329,6 +348,12 @@ class KubeClient:
             response.release()
         retry_after = _retry_after(response.headers.get("Retry-After"))
         raise error_for(response.status, body if isinstance(body, dict) else {}, retry_after)
+
+
+def describe(error: BaseException) -> str:
+    """An error in words, never empty (``TimeoutError()`` has no message of its own)."""
+    text = str(error).strip()
+    return text or f"{type(error).__name__} (no message)"
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -350,7 +375,7 @@ async def load_configuration(options: ConnectionOptions) -> tuple[k8s.Configurat
             k8s_config.load_incluster_config(client_configuration=configuration)
             return configuration, "in-cluster ServiceAccount"
         except k8s_config.ConfigException as e:
-            tried.append(f"in-cluster ServiceAccount: {e}")
+            tried.append(f"in-cluster ServiceAccount: {describe(e)}")
     else:
         tried.append("in-cluster ServiceAccount: not running in a pod")
     path = options.kubeconfig or os.environ.get("KUBECONFIG", "").split(os.pathsep)[0]
@@ -366,7 +391,7 @@ async def load_configuration(options: ConnectionOptions) -> tuple[k8s.Configurat
             )
             return configuration, f"kubeconfig {path}"
         except (k8s_config.ConfigException, OSError, ValueError, KeyError) as e:
-            tried.append(f"kubeconfig {path}: {e}")
+            tried.append(f"kubeconfig {path}: {describe(e)}")
     else:
         tried.append(f"kubeconfig {path}: no such file")
     raise InvalidConfig(

@@ -5,6 +5,12 @@ Templates live in ``raworc_spawner/templates/k8s``; a file of the same name in
 variable is an error), every value enters the YAML through the ``tojson`` filter so no text can
 add structure, and the result must be a mapping with the expected ``apiVersion`` and ``kind``.
 
+What a session brings (its name, prompt and env, a hub's command) is escaped for the kubelet's
+``$(VAR)`` expansion (:func:`kubelet_literal`), so the container sees exactly what was sent;
+what the operator configured is not (it may mean ``$(VAR)``). The rendered pod carries the hash
+of its spec (:data:`SPEC_HASH_ANNOTATION`), so a pod rendered from settings since changed is
+recognised and replaced on the next start.
+
 >>> from raworc_spawner.backends.base import SessionSpec
 >>> from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
 >>> renderer = ManifestRenderer(KubernetesSettings())
@@ -15,6 +21,7 @@ add structure, and the result must be a mapping with the expected ``apiVersion``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -28,7 +35,15 @@ from raworc_spawner.backends.kubernetes.profiles import deep_merge, resources_bl
 from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
 from raworc_spawner.errors import InvalidConfig, RaworcError
 
-__all__ = ["ManifestError", "ManifestRenderer", "deep_merge", "to_yaml_json"]
+__all__ = [
+    "SPEC_HASH_ANNOTATION",
+    "ManifestError",
+    "ManifestRenderer",
+    "deep_merge",
+    "kubelet_literal",
+    "pod_spec_hash",
+    "to_yaml_json",
+]
 
 #: libyaml's safe loader when available (same objects, several times faster).
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -43,6 +58,8 @@ _EXPECTED = {
 }
 # Characters JSON leaves raw but YAML would reject or read as line breaks.
 _YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+#: Annotation of a session pod: the hash of the pod spec it was rendered with.
+SPEC_HASH_ANNOTATION = naming.SPEC_HASH_ANNOTATION
 
 
 class ManifestError(InvalidConfig):
@@ -56,6 +73,26 @@ class ManifestError(InvalidConfig):
         self.value = template
         self.template = template
         self.problem = problem
+
+
+def kubelet_literal(text: str) -> str:
+    """``text`` escaped so the kubelet's expansion gives it back unchanged: ``$`` → ``$$``.
+
+    The kubelet expands ``$(VAR)`` and turns ``$$`` into ``$`` in ``env[].value``,
+    ``command`` and ``args`` (Kubernetes ``third_party/forked/golang/expansion``, used by
+    ``makeEnvironmentVariables`` and ``ExpandContainerCommandAndArgs``); doubling every ``$``
+    makes each one literal.
+
+    >>> kubelet_literal("Budget: $$5; echo $(SESSION_ID)")
+    'Budget: $$$$5; echo $$(SESSION_ID)'
+    """
+    return text.replace("$", "$$")
+
+
+def pod_spec_hash(spec: dict[str, Any]) -> str:
+    """16 hex digits of the SHA-256 of a pod spec as rendered (canonical JSON)."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def to_yaml_json(value: Any) -> str:
@@ -94,10 +131,19 @@ class ManifestRenderer:
         return self._render(PVC_TEMPLATE, context)
 
     def render_pod(self, spec: SessionSpec) -> dict[str, Any]:
-        """The session pod ``session-{id}``, with extra pod/container config merged in."""
+        """The session pod ``session-{id}``, with extra pod/container config merged in.
+
+        Its ``raworc.dev/spec-hash`` annotation is the hash of the finished spec.
+        """
         values = self.settings.effective(spec)
         pod = self._render(POD_TEMPLATE, {**self._common(spec), **self._pod_values(spec, values)})
-        return self._merge_extra(pod, values)
+        pod = self._merge_extra(pod, values)
+        annotations = pod["metadata"].get("annotations") or {}
+        pod["metadata"]["annotations"] = {
+            **annotations,
+            SPEC_HASH_ANNOTATION: pod_spec_hash(pod["spec"]),
+        }
+        return pod
 
     def render_network_policy(self) -> dict[str, Any]:
         """The NetworkPolicy ``session-pods-isolation`` that fences every session pod."""
@@ -199,7 +245,7 @@ class ManifestRenderer:
             "profile": values,
             "image": values["image"],
             "image_pull_policy": values["image_pull_policy"],
-            "command": list(spec.command) if spec.command is not None else list(s.command),
+            "command": _command(spec, s.command),
             "env": _env_list(values["env"], spec.session_env()),
             "port": spec.port,
             "resources": resources_block(values, gpu_resource_name=s.gpu_resource_name),
@@ -287,9 +333,22 @@ def _check_object(filename: str, obj: object, expected: tuple[str, str]) -> None
         raise ManifestError(filename, f"renders {got}, expected {expected[0]} {expected[1]}")
 
 
+def _command(spec: SessionSpec, configured: list[str]) -> list[str]:
+    """The session's own command (escaped: it is sent as data), else the operator's (as is)."""
+    if spec.command is None:
+        return list(configured)
+    return [kubelet_literal(str(part)) for part in spec.command]
+
+
 def _env_list(configured: dict[str, Any], session: dict[str, str]) -> list[dict[str, Any]]:
-    """Session variables first (they win), then configured ones not shadowed by them."""
-    env: list[dict[str, Any]] = [{"name": k, "value": str(v)} for k, v in session.items()]
+    """Session variables first (they win), then configured ones not shadowed by them.
+
+    The session's values are escaped for the kubelet; configured ones (settings, profiles) are
+    the operator's and may refer to other variables with ``$(NAME)``, so they are left as is.
+    """
+    env: list[dict[str, Any]] = [
+        {"name": k, "value": kubelet_literal(str(v))} for k, v in session.items()
+    ]
     for name, value in configured.items():
         if name in session:
             continue

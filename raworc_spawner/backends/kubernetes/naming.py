@@ -32,6 +32,7 @@ SESSION_NAME_ANNOTATION = "raworc.dev/session-name"
 OWNER_ANNOTATION = "raworc.dev/owner"
 PROFILE_ANNOTATION = "raworc.dev/profile"
 CLONED_FROM_ANNOTATION = "raworc.dev/cloned-from"
+SPEC_HASH_ANNOTATION = "raworc.dev/spec-hash"
 
 NETWORK_POLICY_NAME = "session-pods-isolation"
 

@@ -9,33 +9,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from raworc_spawner.backends.base import Placement
+from raworc_spawner.backends.kubernetes import outcome
 from raworc_spawner.backends.kubernetes.naming import session_id_of_name
 from raworc_spawner.backends.status import (
     ClaimStatus,
     ComputeState,
     ContainerStatus,
-    KubernetesEvent,
     PodCondition,
     PodStatus,
 )
 
 Obj = dict[str, Any]
-
-#: Container waiting reasons that will not fix themselves without a change to the spec.
-FATAL_WAITING_REASONS = frozenset(
-    {
-        "ErrImagePull",
-        "ImagePullBackOff",
-        "InvalidImageName",
-        "ErrImageNeverPull",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-        "CrashLoopBackOff",
-        "RunContainerError",
-    }
-)
-#: Event reasons that fail a session at once (about its PVC or pod).
-FATAL_EVENT_REASONS = frozenset({"ProvisioningFailed", "FailedMount", "FailedAttachVolume"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +54,11 @@ def condition(obj: Obj, kind: str) -> str | None:
 
 
 def compute_state(pod: Obj | None) -> ComputeState:
-    """The backend-neutral state of a pod."""
+    """The backend-neutral state of a pod.
+
+    Failed when it ended (Succeeded or Failed), is stuck (a fatal waiting reason), or its
+    session container has exited and not (yet) been restarted.
+    """
     if pod is None:
         return ComputeState.ABSENT
     if is_terminating(pod):
@@ -80,19 +68,22 @@ def compute_state(pod: Obj | None) -> ComputeState:
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Failed", "Succeeded") or pod_failure(pod) is not None:
         return ComputeState.FAILED
+    if ((outcome.main_status(pod) or {}).get("state") or {}).get("terminated"):
+        return ComputeState.FAILED
     return ComputeState.STARTING
 
 
 def pod_failure(pod: Obj) -> Failure | None:
-    """A fatal condition visible in the pod's status, if any."""
+    """A condition visible in the pod's status that keeps it from ever becoming ready."""
+    stuck = outcome.fatal_waiting(pod)
+    if stuck is not None:
+        container, reason = stuck
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        detail = waiting.get("message") or reason
+        image = container.get("image") or ""
+        return Failure(reason, f"container {container.get('name')} ({image}): {detail}")
     status = pod.get("status") or {}
     for container in _container_statuses(status):
-        waiting = (container.get("state") or {}).get("waiting") or {}
-        reason = waiting.get("reason")
-        if reason in FATAL_WAITING_REASONS:
-            detail = waiting.get("message") or reason
-            image = container.get("image") or ""
-            return Failure(reason, f"container {container.get('name')} ({image}): {detail}")
         terminated = (container.get("state") or {}).get("terminated") or {}
         last = (container.get("lastState") or {}).get("terminated") or {}
         for ended in (terminated, last):
@@ -102,11 +93,24 @@ def pod_failure(pod: Obj) -> Failure | None:
                     f"container {container.get('name')} ran out of memory "
                     f"(exit code {ended.get('exitCode')}); raise its memory limit",
                 )
-    if status.get("phase") == "Failed":
-        return Failure(
-            status.get("reason") or "PodFailed", status.get("message") or "the pod failed"
-        )
+    stopped = outcome.stopped_from_outside(pod)
+    if stopped is not None:
+        return Failure(stopped.reason, stopped.message)
+    if status.get("phase") in ("Failed", "Succeeded"):
+        ended_now = outcome.session_exit(pod)
+        if ended_now is not None:
+            return Failure(ended_now.reason, ended_now.message)
     return None
+
+
+#: What the scheduler's VolumeBinding plugin says of a pod whose claims are not bound yet
+#: (``pod has unbound immediate PersistentVolumeClaims``): the claim is the one waited on.
+UNBOUND_CLAIMS = "unbound immediate PersistentVolumeClaims"
+
+
+def waits_for_claims(message: str) -> bool:
+    """Whether an unschedulable message only says the pod's claims are not bound yet."""
+    return UNBOUND_CLAIMS in message
 
 
 def unschedulable_message(pod: Obj) -> str | None:
@@ -118,14 +122,6 @@ def unschedulable_message(pod: Obj) -> str | None:
             and cond.get("reason") == "Unschedulable"
         ):
             return str(cond.get("message") or "no node can run the pod")
-    return None
-
-
-def event_failure(event: Obj) -> Failure | None:
-    """A fatal condition reported by an event, if any."""
-    reason = event.get("reason")
-    if reason in FATAL_EVENT_REASONS and event.get("type") == "Warning":
-        return Failure(str(reason), str(event.get("message") or reason))
     return None
 
 
@@ -172,19 +168,6 @@ def pod_summary(pod: Obj | None) -> PodStatus | None:
             for c in status.get("conditions") or []
         ),
         containers=tuple(_container_summary(c) for c in _container_statuses(status)),
-    )
-
-
-def event_summary(event: Obj) -> KubernetesEvent:
-    """A Kubernetes event as the status endpoint and progress stream show it."""
-    involved = event.get("involvedObject") or {}
-    return KubernetesEvent(
-        type=event.get("type"),
-        reason=event.get("reason"),
-        message=event.get("message"),
-        object=f"{involved.get('kind', '')}/{involved.get('name', '')}",
-        count=event.get("count"),
-        last_timestamp=event.get("lastTimestamp") or event.get("eventTime"),
     )
 
 

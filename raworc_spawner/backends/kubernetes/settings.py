@@ -122,10 +122,12 @@ class KubernetesSettings(LoggingConfigurable):
 
     restart_policy = _Enum(
         ["Always", "OnFailure", "Never"],
-        default_value="OnFailure",
-        help="""restartPolicy of session pods. Default OnFailure: a crashing session is restarted
-        by the kubelet, while one that exits cleanly (a user stopping their server) stays
-        stopped, and the session becomes idle with its workspace kept.""",
+        default_value="Never",
+        help="""restartPolicy of session pods. Default Never: when the session's server exits
+        the pod ends (Succeeded on exit 0, Failed otherwise) and the session leaves ready at
+        once: idle on exit 0, error with the exit code and reason otherwise. With OnFailure or
+        Always the session leaves ready all the same (any exit of its container is seen), but
+        the kubelet restarts the container while its pod is being removed.""",
     ).tag(config=True)
 
     termination_grace_period_seconds = _Int(

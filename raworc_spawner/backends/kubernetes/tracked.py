@@ -1,10 +1,11 @@
 """What the Kubernetes backend remembers about one session between cache events.
 
 One :class:`Tracked` record per session holds everything that is not in the informers' caches:
-who waits for the session to become ready or for its objects to go, the fatal condition seen,
-the unschedulable timer, the recent Kubernetes events. :class:`TrackedSessions` makes a record on
-first need and drops it in one place (:meth:`TrackedSessions.forget`) when the session goes,
-cancelling what it holds.
+who waits for the session to become ready or for its objects to go, which pod and claim are the
+session's current ones, the fatal condition seen, the clocks of conditions that fail a start
+only when they last (unschedulable, unprovisioned), the believed Kubernetes events.
+:class:`TrackedSessions` makes a record on first need and drops it in one place
+(:meth:`TrackedSessions.forget`) when the session goes, cancelling what it holds.
 """
 
 from __future__ import annotations
@@ -14,37 +15,95 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from raworc_spawner.backends.base import Placement
+from raworc_spawner.backends.kubernetes.eventbook import EventBook
 from raworc_spawner.backends.kubernetes.podstate import Failure
-from raworc_spawner.backends.status import KubernetesEvent
 from raworc_spawner.errors import SessionFailed
+
+#: Events kept per session while the object they are about is not known yet.
+PENDING_EVENTS = 32
+
+
+@dataclass(slots=True, eq=False)
+class Clock:
+    """How long a condition has held; it calls back once when a grace period is over."""
+
+    since: float | None = None
+    timer: asyncio.TimerHandle | None = None
+
+    def lasted(self, holding: bool, *, grace: float, recheck: Callable[[], None]) -> bool:
+        """Whether the condition has held for ``grace`` seconds (False resets the clock).
+
+        Before that, ``recheck`` is arranged to be called when the grace period ends.
+        """
+        if not holding:
+            self.reset()
+            return False
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        if now - self.since >= grace:
+            return True
+        if self.timer is None:
+            remaining = grace - (now - self.since)
+            self.timer = asyncio.get_running_loop().call_later(remaining, self._fire, recheck)
+        return False
+
+    def _fire(self, recheck: Callable[[], None]) -> None:
+        self.timer = None
+        recheck()
+
+    def reset(self) -> None:
+        """The condition no longer holds: stop the clock and its timer."""
+        self.since = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+@dataclass(slots=True, eq=False)
+class GoneWaiter:
+    """Someone waiting for the object of ``uid`` (any object of the name: None) to go."""
+
+    uid: str | None
+    future: asyncio.Future[None]
 
 
 @dataclass(slots=True, eq=False)
 class Tracked:
-    """One session's waiters, failure, timers and recent events (see the module docstring).
+    """One session's waiters, current objects, failure, clocks and events (see the module).
 
-    ``running`` is true once the pod was seen Running and Ready, so that its disappearance is
-    reported as lost; ``stopping`` is true while this server pauses or deletes the session, so
-    that the pod going away is expected. ``pvc_phase`` is the last phase of the workspace claim
-    reported as progress.
+    ``pod_uid``/``pvc_uid`` are the session's current pod and claim (from a create's answer or
+    the caches); ``retired`` are pods this server deleted, never current again. ``running`` is
+    true once the pod was seen Running and Ready, so that its end is reported;
+    ``restarts_seen`` is the session container's restart count then. ``stopping`` is true
+    while this server pauses or deletes the session, so that the pod going away is expected.
+    ``pvc_phase`` is the last phase of the claim reported as progress; ``provisioning`` the
+    provisioner's last complaint about the current claim.
     """
 
-    events: deque[KubernetesEvent]
+    events: EventBook
     waiters: list[asyncio.Future[Placement]] = field(default_factory=list)
-    gone: dict[str, list[asyncio.Future[None]]] = field(default_factory=dict)
+    gone: dict[str, list[GoneWaiter]] = field(default_factory=dict)
+    pending: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=PENDING_EVENTS))
+    pod_uid: str | None = None
+    pvc_uid: str | None = None
+    retired: set[str] = field(default_factory=set)
     failure: Failure | None = None
-    unschedulable_since: float | None = None
-    recheck: asyncio.TimerHandle | None = None
+    unschedulable: Clock = field(default_factory=Clock)
+    unprovisioned: Clock = field(default_factory=Clock)
+    provisioning: str | None = None
     stopping: bool = False
     running: bool = False
+    restarts_seen: int | None = None
     pvc_phase: str | None = None
 
     @classmethod
     def new(cls, *, events_kept: int) -> Tracked:
         """An empty record keeping the last ``events_kept`` Kubernetes events."""
-        return cls(events=deque(maxlen=events_kept))
+        return cls(events=EventBook(keep=events_kept))
 
     @property
     def idle(self) -> bool:
@@ -52,39 +111,24 @@ class Tracked:
         return not self.waiters and not self.gone and not self.stopping
 
     def restart(self) -> None:
-        """Forget the previous attempt's failure and timers (a new create begins)."""
+        """Forget the previous attempt's failure, exit and clocks (a new create begins)."""
         self.failure = None
         self.stopping = False
-        self.clear_unschedulable()
+        self.running = False
+        self.restarts_seen = None
+        self.clear_clocks()
 
-    def clear_unschedulable(self) -> None:
-        """The pod is no longer unschedulable: stop the clock and its timer."""
-        self.unschedulable_since = None
-        if self.recheck is not None:
-            self.recheck.cancel()
-            self.recheck = None
+    def clear_clocks(self) -> None:
+        """Stop both clocks and their timers."""
+        self.unschedulable.reset()
+        self.unprovisioned.reset()
 
-    def unschedulable(
-        self, message: str | None, *, grace: float, recheck: Callable[[], None]
-    ) -> Failure | None:
-        """Fail once the pod has stayed unschedulable for ``grace`` seconds.
-
-        ``message`` is the scheduler's (None: the pod is schedulable, which resets the clock).
-        Before the grace period is over this returns None and arranges for ``recheck`` to be
-        called when it ends.
-        """
-        if message is None:
-            self.clear_unschedulable()
-            return None
-        now = time.monotonic()
-        if self.unschedulable_since is None:
-            self.unschedulable_since = now
-        if now - self.unschedulable_since >= grace:
-            return Failure("Unschedulable", message)
-        if self.recheck is None:  # look again when the grace period is over
-            remaining = grace - (now - self.unschedulable_since)
-            self.recheck = asyncio.get_running_loop().call_later(remaining, recheck)
-        return None
+    def retire(self, uid: str | None) -> None:
+        """The pod ``uid`` is being deleted by this server: it is no longer the current one."""
+        if uid:
+            self.retired.add(uid)
+            if self.pod_uid == uid:
+                self.pod_uid = None
 
     def settle(self, result: Placement | SessionFailed) -> None:
         """Resolve every readiness waiter with ``result`` (a placement or the failure)."""
@@ -96,15 +140,24 @@ class Tracked:
             else:
                 future.set_exception(result)
 
-    def resolve_gone(self, name: str) -> None:
-        """The object ``name`` is gone: wake whoever waits for that."""
-        for future in self.gone.get(name, ()):
-            if not future.done():
-                future.set_result(None)
+    def resolve_gone(self, name: str, *, uid: str | None, present: bool) -> None:
+        """News of the object ``name`` (``uid``): wake whoever waits for it to be gone.
+
+        ``present`` False: that object was deleted. True: an object of that name exists, which
+        ends the wait of anyone waiting for another uid (a new object took the name).
+        """
+        for waiter in self.gone.get(name, ()):
+            if waiter.future.done():
+                continue
+            if present and (waiter.uid is None or waiter.uid == uid):
+                continue
+            if not present and waiter.uid not in (None, uid):
+                continue
+            waiter.future.set_result(None)
 
     def close(self) -> None:
-        """The session goes: cancel the timer and fail anyone still waiting for readiness."""
-        self.clear_unschedulable()
+        """The session goes: cancel the timers and fail anyone still waiting for readiness."""
+        self.clear_clocks()
         self.settle(SessionFailed("Deleted", "the session was deleted"))
 
 
@@ -143,4 +196,4 @@ class TrackedSessions:
     def close(self) -> None:
         """Cancel every timer (the backend is closing; records stay for a restart)."""
         for tracked in self._records.values():
-            tracked.clear_unschedulable()
+            tracked.clear_clocks()
