@@ -40,6 +40,7 @@ from raworc_spawner.backends.procs import (
     signal_group,
 )
 from raworc_spawner.errors import SessionFailed, ValidationError
+from raworc_spawner.loops import BackgroundTasks
 
 #: The most characters of a process's last output that go into its exit message.
 MAX_OUTPUT_CHARS = 4000
@@ -91,6 +92,7 @@ class LocalCompute:
         self._settings = settings
         self._log_file = log_file
         self._spawning: set[str] = set()
+        self._tasks = BackgroundTasks(log)
         self._scan_lock = asyncio.Lock()
         self._next_scan: asyncio.Future[ProcessTable] | None = None
 
@@ -99,6 +101,7 @@ class LocalCompute:
         for proc in self.procs.values():
             proc.watcher.close()
         self.procs.clear()
+        await self._tasks.close()
         if self._next_scan is not None:
             await asyncio.gather(self._next_scan, return_exceptions=True)
 
@@ -164,9 +167,11 @@ class LocalCompute:
         return lambda code: self._on_exit(sid, container_id, pid, code)
 
     def _on_exit(self, sid: str, container_id: str, pid: int, code: int | None) -> None:
-        # What the process left in its group goes with it, as a container's processes do.
+        # What the process left goes with it, as a container's processes do: its group now,
+        # what left the group once found. The record stays until then: a server that dies
+        # meanwhile leaves the next one a dead pid, whose start's remains it then stops.
         signal_group(pid, signal.SIGKILL)
-        self.records.forget(sid, container_id)
+        self._tasks.spawn(self._clear_remains(sid, container_id), name=f"remains-{sid}")
         proc = self.procs.get(sid)
         if proc is None or proc.container_id != container_id:
             return
@@ -182,6 +187,11 @@ class LocalCompute:
                 sid, BackendEventKind.EXITED, ended.message, ended.reason, ended.exit_code
             )
             self.sink(event)
+
+    async def _clear_remains(self, session_id: str, container_id: str) -> None:
+        """Stop what an exited start left running, then drop its record."""
+        self._kill_strays(session_id, (await self.scan()).tree(session_id, container_id))
+        self.records.forget(session_id, container_id)
 
     async def stop(self, session_id: str) -> None:
         """Stop the session's process (SIGTERM, grace, SIGKILL) and all it left behind."""
@@ -245,13 +255,13 @@ class LocalCompute:
     def _adopt_found(
         self, session_id: str, record: StartRecord, table: ProcessTable
     ) -> SessionProcess | None:
-        """Adopt the start the record names, found by its marker (its pid was not recorded)."""
-        containers = table.containers(session_id)
-        if record.container_id not in containers:
-            # Not the recorded start: the newest start still running is the session's.
-            newest = sorted(containers, key=lambda c: containers[c][0].created, reverse=True)
-            record = StartRecord(container_id=newest[0]) if newest else StartRecord()
-        if record.container_id is None:
+        """Adopt a start recorded without its pid (the server died spawning it) by its marker.
+
+        Only then: a start whose pid was recorded has ended once that pid is gone, and a
+        process without any record is what a start left behind (a daemon leading a group of
+        its own looks like a start's process, but is younger than it).
+        """
+        if record.container_id is None or record.pid is not None:
             return None
         leader = table.leader(session_id, record.container_id)
         if leader is None:

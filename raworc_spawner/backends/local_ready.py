@@ -68,7 +68,9 @@ def listening_host(pid: int, port: int, session_host: str) -> str | None:
     for member in members:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
             try:
-                connections = member.net_connections(kind="tcp")
+                # net_connections since psutil 6.0; connections before (the same call).
+                listing = getattr(member, "net_connections", None) or member.connections
+                connections = listing(kind="tcp")
             except psutil.AccessDenied:
                 return session_host
             bound += [
