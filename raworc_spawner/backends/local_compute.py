@@ -242,7 +242,9 @@ class LocalCompute:
         )
         kept = {p.pid for p in table.tree(session_id, proc.container_id)} if proc else set()
         self._kill_strays(session_id, [p for p in table.tree(session_id) if p.pid not in kept])
-        if proc is None:
+        if proc is None and record.container_id is not None:
+            self.records.forget(session_id, record.container_id)  # not a newer start's
+        elif proc is None:
             self.records.remove(session_id)
         return proc
 
