@@ -8,6 +8,7 @@ events API, as a real controller does: the backend under test only ever sees the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 import uuid
@@ -70,6 +71,14 @@ async def started_backend(sim: KubeSim, **settings: Any) -> AsyncIterator[tuple[
 def session_spec(name: str = "lifecycle", **fields: Any) -> SessionSpec:
     """A session spec with a fresh id."""
     return SessionSpec(session_id=str(uuid.uuid4()), name=name, owner="alice", **fields)
+
+
+async def settles_to(check: Callable[[], Any], expected: Any, *, timeout: float = 5.0) -> None:
+    """Wait (at most ``timeout`` s) until ``check()`` returns ``expected``; assert it does."""
+    with contextlib.suppress(TimeoutError):
+        await eventually(lambda: check() == expected, timeout=timeout)
+    value = check()
+    assert value == expected, f"{value!r} != {expected!r}"
 
 
 async def eventually(check: Callable[[], Any], *, timeout: float = 5.0) -> Any:

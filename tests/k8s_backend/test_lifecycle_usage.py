@@ -9,8 +9,6 @@ import pytest
 from kubesim import KubeSim
 from tests.k8s_backend.lifecycle import NS, session_spec, started_backend
 
-LOGGER = "raworc_spawner.backends.kubernetes"
-
 
 @pytest.mark.asyncio
 async def test_usage_is_the_pods_cpu_in_millicores_from_one_list(kubesim: KubeSim) -> None:
@@ -48,22 +46,36 @@ async def test_usage_sums_the_containers_of_the_session_pod(kubesim: KubeSim) ->
         assert await backend.usage([spec.session_id]) == {spec.session_id: 250.0}
 
 
+UNKNOWN = "session CPU use is unknown and does not count as activity until"
+
+
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("code", "warning"),
+    [
+        (404, f"the metrics API (metrics.k8s.io/v1beta1) is not served: {UNKNOWN} it is"),
+        (
+            503,
+            "the metrics API (metrics.k8s.io/v1beta1) cannot be read "
+            f"(the server is currently unable to handle the request): {UNKNOWN} it can",
+        ),
+    ],
+)
 async def test_a_missing_metrics_api_gives_no_usage_and_one_warning(
-    kubesim: KubeSim, caplog: pytest.LogCaptureFixture
+    kubesim: KubeSim, caplog: pytest.LogCaptureFixture, code: int, warning: str
 ) -> None:
     async with started_backend(kubesim) as (backend, _):
         spec = session_spec()
         await backend.create(spec)
         await backend.wait_ready(spec.session_id, timeout=5)
-        kubesim.faults.fail("list", resource="pods", code=404, count=3)
+        kubesim.usage.set_usage(NS, f"session-{spec.session_id}", cpu="40m", memory="1Mi")
+        kubesim.faults.fail("list", resource="pods", code=code, count=3)
+        kubesim.counters.reset()
 
-        with caplog.at_level(logging.WARNING, logger=LOGGER):
-            answers = [await backend.usage([spec.session_id]) for _ in range(3)]
+        with caplog.at_level(logging.INFO):
+            answers = [await backend.usage([spec.session_id]) for _ in range(4)]
 
-        assert answers == [{}, {}, {}]
-        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-        assert [r.getMessage() for r in warnings] == [
-            "the metrics API (metrics.k8s.io/v1beta1) is not served: session CPU use is "
-            "unknown and does not count as activity until it is"
-        ]
+        assert answers == [{}, {}, {}, {spec.session_id: 40.0}]
+        assert kubesim.counters.total(verb="list") == 4  # one each, failures not retried
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert warnings == [warning]

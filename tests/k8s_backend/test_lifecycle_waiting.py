@@ -12,6 +12,7 @@ from tests.k8s_backend.lifecycle import (
     NS,
     eventually,
     session_spec,
+    settles_to,
     started_backend,
     stored_pod,
 )
@@ -28,10 +29,7 @@ async def test_a_slow_pull_is_what_a_start_waits_on(kubesim: KubeSim) -> None:
         sid = spec.session_id
         assert backend.waiting_on(sid) is None  # unknown session
         await backend.create(spec)
-        waiting = await eventually(
-            lambda: backend.waiting_on(sid) == "pulling image python:3.11-slim"
-        )
-        assert waiting
+        await settles_to(lambda: backend.waiting_on(sid), "pulling image python:3.11-slim")
         await backend.pause(sid)  # mid-pull
         assert stored_pod(kubesim, sid) is None
 
@@ -44,7 +42,7 @@ async def test_an_unbound_claim_is_what_a_start_waits_on(kubesim: KubeSim) -> No
         sid = spec.session_id
         await backend.create(spec)
         expected = f"claim session-pvc-{sid} to bind (storage class standard)"
-        await eventually(lambda: backend.waiting_on(sid) == expected)
+        await settles_to(lambda: backend.waiting_on(sid), expected)
 
 
 @pytest.mark.asyncio
@@ -69,7 +67,7 @@ async def test_a_slow_container_start_is_what_a_start_waits_on(kubesim: KubeSim)
         spec = session_spec()
         sid = spec.session_id
         await backend.create(spec)
-        await eventually(lambda: backend.waiting_on(sid) == "container session to start")
+        await settles_to(lambda: backend.waiting_on(sid), "container session to start")
 
 
 @pytest.mark.asyncio

@@ -293,8 +293,9 @@ class KubernetesBackend(BackendOptions):
     async def usage(self, session_ids: Collection[str]) -> dict[str, float]:
         """Millicores each session's pod used (metrics API), from one LIST of PodMetrics.
 
-        Sessions without a running pod or a sample are absent. Without a metrics API (404) or
-        the right to read it (403) the answer is empty, with one warning until it is back.
+        Sessions without a running pod or a sample are absent. Without a metrics API (404),
+        the right to read it (403) or its server (503) the answer is empty, with one warning
+        until it answers again.
         """
         wanted = set(session_ids)
         if not wanted or self.client is None:
@@ -303,20 +304,27 @@ class KubernetesBackend(BackendOptions):
             items = await self.client.list_pod_metrics(
                 self.namespace, label_selector=SESSION_SELECTOR
             )
-        except (APINotFound, APIForbidden) as e:
+        except (APIError, APIUnreachable) as e:
             self._metrics_missing(e)
             return {}
-        self._metrics_unavailable = False
+        if self._metrics_unavailable:
+            self._metrics_unavailable = False
+            self.log.info("the metrics API (metrics.k8s.io/v1beta1) answers again")
         return millicores_by_session(items, wanted)
 
-    def _metrics_missing(self, error: APIError) -> None:
+    def _metrics_missing(self, error: APIError | APIUnreachable) -> None:
+        """Warn once per outage of the metrics API (then every call is quiet until it is back)."""
         if self._metrics_unavailable:
             return
         self._metrics_unavailable = True
         if isinstance(error, APINotFound):
             self.log.warning(METRICS_MISSING)
         else:
-            self.log.warning("the metrics API (metrics.k8s.io/v1beta1) refused: %s", error)
+            self.log.warning(
+                "the metrics API (metrics.k8s.io/v1beta1) cannot be read (%s): session CPU use "
+                "is unknown and does not count as activity until it can",
+                error,
+            )
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -232,13 +232,15 @@ class KubeClient:
             response.release()
 
     async def list_pod_metrics(self, namespace: str, *, label_selector: str = "") -> list[Any]:
-        """The PodMetrics of ``metrics.k8s.io/v1beta1`` in ``namespace`` (one LIST).
+        """The PodMetrics of ``metrics.k8s.io/v1beta1`` in ``namespace``: one LIST, no retry.
 
-        Raises :class:`APINotFound` when the metrics API is not served (no metrics-server).
+        Usage is sampled again soon anyway, so a failure is not retried. Raises
+        :class:`APINotFound` when the metrics API is not served (no metrics-server), and
+        :class:`APIServerError` (503) when it is registered but its server is down.
         """
         api = self._api(k8s.CustomObjectsApi)
         kwargs: dict[str, Any] = {"label_selector": label_selector} if label_selector else {}
-        page = await self._json(
+        response = await self._send_once(
             api.list_namespaced_custom_object,
             "metrics.k8s.io",
             "v1beta1",
@@ -246,6 +248,10 @@ class KubeClient:
             "pods",
             **kwargs,
         )
+        try:
+            page = await response.json(content_type=None)
+        finally:
+            response.release()
         return list(page.get("items") or [])
 
     async def can_i(self, verb: str, resource: str, namespace: str, *, group: str = "") -> bool:

@@ -19,14 +19,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from raworc_spawner.backends.kubernetes.podstate import waits_for_claims
 from raworc_spawner.backends.status import KubernetesEvent
 
 Obj = dict[str, Any]
 
-#: FailedScheduling messages that only say the pod waits for its claim to be bound, as the
-#: scheduler's VolumeBinding plugin words them (``pod has unbound immediate
-#: PersistentVolumeClaims``; ``waiting for first consumer to be created before binding``).
-_CLAIM_NOT_BOUND_YET = ("unbound immediate PersistentVolumeClaims", "waiting for first consumer")
 #: Volume warnings that a fresh claim routinely shows while its volume is attached.
 _VOLUME_SETTLING = frozenset({"FailedMount", "FailedAttachVolume"})
 
@@ -96,13 +93,13 @@ def match(event: Obj, *, current_uid: str | None, created: str | None) -> Match:
 def is_expected_warning(event: Obj, *, claim_age: float | None, grace: float) -> bool:
     """Whether a Warning is the routine kind a healthy start shows, to report as progress.
 
-    A pod tried before its claim is bound (``FailedScheduling`` about unbound claims); a
+    A pod tried before its claim exists or is bound (``FailedScheduling`` about claims); a
     volume still attaching or mounting (``FailedMount``, ``FailedAttachVolume``) while the
     claim is younger than ``grace`` seconds.
     """
     reason, message = event.get("reason"), str(event.get("message") or "")
     if reason == "FailedScheduling":
-        return any(text in message for text in _CLAIM_NOT_BOUND_YET)
+        return waits_for_claims(message)
     if reason in _VOLUME_SETTLING:
         return claim_age is not None and claim_age < grace
     return False

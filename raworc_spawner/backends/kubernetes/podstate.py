@@ -103,14 +103,20 @@ def pod_failure(pod: Obj) -> Failure | None:
     return None
 
 
-#: What the scheduler's VolumeBinding plugin says of a pod whose claims are not bound yet
-#: (``pod has unbound immediate PersistentVolumeClaims``): the claim is the one waited on.
-UNBOUND_CLAIMS = "unbound immediate PersistentVolumeClaims"
+#: What the scheduler says of a pod whose claims are missing, going or not bound yet, in the
+#: words of its VolumeBinding plugin (``pod has unbound immediate PersistentVolumeClaims``,
+#: ``persistentvolumeclaim "x" not found``, ``… is being deleted``) and of the volume binder
+#: (``waiting for first consumer to be created before binding``). The claim is what is late.
+_CLAIM_MESSAGES = (
+    "unbound immediate PersistentVolumeClaims",
+    "waiting for first consumer",
+    'persistentvolumeclaim "',
+)
 
 
 def waits_for_claims(message: str) -> bool:
-    """Whether an unschedulable message only says the pod's claims are not bound yet."""
-    return UNBOUND_CLAIMS in message
+    """Whether a scheduling message only says the pod's claims are not there or bound yet."""
+    return any(text in message for text in _CLAIM_MESSAGES)
 
 
 def unschedulable_message(pod: Obj) -> str | None:

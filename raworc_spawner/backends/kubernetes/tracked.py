@@ -24,6 +24,8 @@ from raworc_spawner.errors import SessionFailed
 
 #: Events kept per session while the object they are about is not known yet.
 PENDING_EVENTS = 32
+#: Pods of a session this server deleted that are remembered as no longer current.
+RETIRED_KEPT = 16
 
 
 @dataclass(slots=True, eq=False)
@@ -90,7 +92,7 @@ class Tracked:
     pending: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=PENDING_EVENTS))
     pod_uid: str | None = None
     pvc_uid: str | None = None
-    retired: set[str] = field(default_factory=set)
+    retired: dict[str, None] = field(default_factory=dict)  # ordered: oldest first
     failure: Failure | None = None
     unschedulable: Clock = field(default_factory=Clock)
     unprovisioned: Clock = field(default_factory=Clock)
@@ -126,7 +128,9 @@ class Tracked:
     def retire(self, uid: str | None) -> None:
         """The pod ``uid`` is being deleted by this server: it is no longer the current one."""
         if uid:
-            self.retired.add(uid)
+            self.retired[uid] = None
+            if len(self.retired) > RETIRED_KEPT:  # only pods still going away matter
+                del self.retired[next(iter(self.retired))]
             if self.pod_uid == uid:
                 self.pod_uid = None
 
