@@ -94,7 +94,8 @@ class LocalCompute:
         self._spawning: set[str] = set()
         self._tasks = BackgroundTasks(log)
         self._scan_lock = asyncio.Lock()
-        self._next_scan: asyncio.Future[ProcessTable] | None = None
+        self._scans_started = 0
+        self._last_scan: tuple[int, ProcessTable] | None = None  # (its number, the table)
 
     async def close(self) -> None:
         """Stop watching; the processes keep running."""
@@ -102,8 +103,6 @@ class LocalCompute:
             proc.watcher.close()
         self.procs.clear()
         await self._tasks.close()
-        if self._next_scan is not None:
-            await asyncio.gather(self._next_scan, return_exceptions=True)
 
     # -- starting ------------------------------------------------------------------------------
 
@@ -222,15 +221,20 @@ class LocalCompute:
     # -- finding processes ---------------------------------------------------------------------
 
     async def scan(self) -> ProcessTable:
-        """A look at every process, taken after this call; concurrent callers share one."""
-        if self._next_scan is None:
-            self._next_scan = asyncio.ensure_future(self._scan_next())
-        return await asyncio.shield(self._next_scan)
+        """A look at every process, taken after this call; concurrent callers share one.
 
-    async def _scan_next(self) -> ProcessTable:
-        async with self._scan_lock:  # wait for the scan in progress: it may predate a caller
-            self._next_scan = None  # callers from now on need a later scan
-            return await asyncio.to_thread(scan, self.instance)
+        A caller needs the first scan that starts after it asks: while one runs, every caller
+        arriving waits for the next, and the first of them to get the lock takes it for all.
+        """
+        needed = self._scans_started + 1
+        async with self._scan_lock:
+            if self._last_scan is not None and self._last_scan[0] >= needed:
+                return self._last_scan[1]
+            self._scans_started += 1
+            number = self._scans_started
+            table = await asyncio.to_thread(scan, self.instance)
+            self._last_scan = (number, table)
+            return table
 
     def recover(self, session_id: str, table: ProcessTable) -> SessionProcess | None:
         """Adopt the session's process by its record or its marker; kill the rest of it."""
