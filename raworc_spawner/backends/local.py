@@ -56,11 +56,12 @@ from raworc_spawner.errors import InvalidConfig, SessionFailed, ValidationError
 from raworc_spawner.loops import Backoff
 from raworc_spawner.quantity import QUANTITY_HELP, QuantityError, parse_quantity
 
+#: Sleeps until stopped; SIGTERM ends it at once with status 0 (nothing to clean up).
 KEEPALIVE = [
     sys.executable,
     "-c",
-    "import signal, sys, time\n"
-    "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))\n"
+    "import os, signal, time\n"
+    "signal.signal(signal.SIGTERM, lambda *_: os._exit(0))\n"
     "while True: time.sleep(3600)\n",
 ]
 
