@@ -380,7 +380,7 @@ class LocalBackend(LoggingConfigurable):
 
         The tree and what counts in it are described in
         :mod:`~raworc_spawner.backends.local_usage`. A session's first call, and the first
-        after each start of its process, set the baseline and give no entry.
+        after each start of its process, average over the process tree's life so far.
         """
         running = {
             sid: proc

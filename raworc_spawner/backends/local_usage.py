@@ -43,7 +43,12 @@ class CpuMeter:
     def measure(
         self, session_id: str, container_id: str, tree: Sequence[SeenProcess], *, now: float
     ) -> float | None:
-        """Millicores used since the previous look at this start; None on the first look."""
+        """Millicores used since the previous look at this start.
+
+        The first look at a start averages over the tree's life so far (since its oldest
+        process started), so a session busy from its first second is seen as busy at once.
+        None when that life is too short to tell (under 10 ms) or the tree is empty.
+        """
         look = _Look(
             at=now,
             container_id=container_id,
@@ -52,7 +57,9 @@ class CpuMeter:
         )
         previous = self._looks.get(session_id)
         self._looks[session_id] = look
-        if previous is None or previous.container_id != container_id or now <= previous.at:
+        if previous is None or previous.container_id != container_id:
+            return _since_start(tree, now=now)
+        if now <= previous.at:
             return None
         used = _cpu_between(previous, look, {p.key: p.created for p in tree})
         return max(0.0, used) / (now - previous.at) * 1000.0
@@ -60,6 +67,16 @@ class CpuMeter:
     def keep_only(self, session_ids: Collection[str]) -> None:
         """Forget the looks at sessions not in ``session_ids`` (stopped, or not asked about)."""
         self._looks = {sid: look for sid, look in self._looks.items() if sid in session_ids}
+
+
+def _since_start(tree: Sequence[SeenProcess], *, now: float) -> float | None:
+    """Millicores the tree used on average since its oldest process started."""
+    if not tree:
+        return None
+    age = now - min(p.created for p in tree)
+    if age < 0.01:
+        return None
+    return sum(p.cpu for p in tree) / age * 1000.0
 
 
 def _cpu_between(before: _Look, after: _Look, created: dict[tuple[int, float], float]) -> float:

@@ -356,6 +356,10 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         except BackendError as e:
             reason = e.reason if isinstance(e, SessionFailed) else "BackendError"
             return await self._fail_compute(session, reason, e.message)
+        except Exception as e:  # a backend bug must not leave the session in init forever
+            self.log.exception("the backend failed to create compute for %s", session.id)
+            await self._fail_compute(session, "BackendError", f"{type(e).__name__}: {e}"[:500])
+            raise BackendError(f"could not create the session's compute: {type(e).__name__}") from e
         ids = {
             "container_id": placement.container_id,
             "persistent_volume_id": placement.persistent_volume_id,
