@@ -97,6 +97,22 @@ async def test_a_create_keeps_a_healthy_pod_rendered_from_the_same_settings(
 
 
 @pytest.mark.asyncio
+async def test_a_pod_kept_by_a_second_create_still_reports_its_exit(kubesim: KubeSim) -> None:
+    async with started_backend(kubesim) as (backend, recorder):
+        spec = session_spec()
+        sid = spec.session_id
+        first = await backend.create(spec)
+        await backend.wait_ready(sid, timeout=5)
+        again = await backend.create(spec)
+        assert again.container_id == first.container_id
+
+        await change_pod_status(kubesim, sid, exited(3, "Error"))
+
+        event = await recorder.wait_for(lambda e: e.kind is Kind.EXITED, timeout=1)
+        assert (event.exit_code, event.reason) == (3, "Error")
+
+
+@pytest.mark.asyncio
 async def test_after_an_image_error_a_fixed_image_and_a_restart_give_a_pod_with_the_new_image(
     kubesim: KubeSim, make_manager: ManagerFactory
 ) -> None:

@@ -36,7 +36,7 @@ from raworc_spawner.backends.kubernetes.apierrors import (
     APIUnreachable,
 )
 from raworc_spawner.backends.kubernetes.client import ConnectionOptions, KubeClient, RetryPolicy
-from raworc_spawner.backends.kubernetes.informer import Informer, Obj
+from raworc_spawner.backends.kubernetes.informer import Informer, Listener, Obj
 from raworc_spawner.backends.kubernetes.manifests import SPEC_HASH_ANNOTATION, ManifestRenderer
 from raworc_spawner.backends.kubernetes.naming import (
     NETWORK_POLICY_NAME,
@@ -82,7 +82,7 @@ class KubernetesBackend(BackendOptions):
         self.removal = Removal(self, self._tracked)
         self._metrics_unavailable = False
 
-    def _informer(self, resource: str, listener: Any, **options: Any) -> Informer:
+    def _informer(self, resource: str, listener: Listener, **options: Any) -> Informer:
         """A watch cache of ``resource`` in the sessions' namespace, feeding ``listener``."""
         informer = Informer(
             resource, self.namespace, watch_timeout_seconds=self.watch_timeout_seconds, **options

@@ -113,11 +113,13 @@ class Tracked:
         return not self.waiters and not self.gone and not self.stopping
 
     def restart(self) -> None:
-        """Forget the previous attempt's failure, exit and clocks (a new create begins)."""
+        """Forget the previous attempt's failure and clocks (a new create begins).
+
+        Whether the current pod runs is kept: a create that keeps a healthy pod must still
+        hear of its end.
+        """
         self.failure = None
         self.stopping = False
-        self.running = False
-        self.restarts_seen = None
         self.clear_clocks()
 
     def clear_clocks(self) -> None:

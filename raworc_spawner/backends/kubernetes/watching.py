@@ -67,6 +67,14 @@ class Watching:
         tracked = self._tracked.track(sid)
         self._make_current(sid, tracked, PODS, _uid(pod))
         self._make_current(sid, tracked, PVCS, _uid(pvc))
+        if pod is not None and _uid(pod) == tracked.pod_uid:
+            self._note_running(tracked, pod)
+
+    def _note_running(self, tracked: Tracked, pod: Obj) -> None:
+        """A ready pod is the session's running compute (unless its end was already seen)."""
+        if podstate.is_ready(pod) and not tracked.running and tracked.failure is None:
+            tracked.running = True
+            tracked.restarts_seen = outcome.restart_count(pod)
 
     def _make_current(self, sid: str, tracked: Tracked, resource: str, uid: str | None) -> bool:
         """Make ``uid`` the current pod or claim; True when it is a new one."""
@@ -99,9 +107,7 @@ class Watching:
         self._make_current(sid, tracked, PODS, uid)
         if tracked.running and not tracked.stopping:
             self._report_end(sid, pod, tracked)
-        if podstate.is_ready(pod) and not tracked.running and tracked.failure is None:
-            tracked.running = True
-            tracked.restarts_seen = outcome.restart_count(pod)
+        self._note_running(tracked, pod)
         self.evaluate(sid)
 
     def _pod_deleted(self, sid: str, uid: str | None) -> None:
