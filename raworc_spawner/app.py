@@ -9,12 +9,14 @@ and a bad one stops the server with a message naming the setting, the value and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import secrets
 import signal
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -286,12 +288,17 @@ class RaworcApp(Application):
         self.load_config_file(path.name, path=str(path.parent.resolve()))
 
     def validate_settings(self) -> None:
-        """Instantiate every configurable once so their validators run now, not later."""
-        k8s = KubernetesSettings(parent=self)
-        k8s.check()
-        LocalBackend(parent=self)
-        SessionManager(parent=self, store=None, backend=None)  # type: ignore[arg-type]
-        Reconciler(parent=self, manager=None)  # type: ignore[arg-type]
+        """Instantiate every configurable once so their validators run now, not later.
+
+        A value of the wrong type or out of range becomes :class:`InvalidConfig` naming the
+        setting and the value (never a traceback).
+        """
+        with _as_invalid_config(self.config):
+            KubernetesSettings(parent=self)
+            LocalBackend(parent=self)
+            SessionManager(parent=self, store=None, backend=None)  # type: ignore[arg-type]
+            Reconciler(parent=self, manager=None)  # type: ignore[arg-type]
+            Culler(parent=self, manager=None)  # type: ignore[arg-type]
         self.principals()
 
     def setting_sources(self) -> list[tuple[str, str, Any, str]]:
@@ -452,6 +459,29 @@ def _secret_file(path: Path, make: Callable[[], str]) -> str:
     with os.fdopen(fd, "w") as f:
         f.write(value + "\n")
     return value
+
+
+#: traitlets' wording: "The 'port' trait of a RaworcApp instance expected an int, not …".
+_TRAIT_ERROR = re.compile(
+    r"The (?:value of the )?'(?P<trait>\w+)' trait of an? (?P<cls>\w+) instance (?P<why>.*)",
+    re.S,
+)
+
+
+@contextlib.contextmanager
+def _as_invalid_config(config: Config) -> Iterator[None]:
+    """Turn a traitlets ``TraitError`` (or a constructor's ``ValueError``) into InvalidConfig."""
+    try:
+        yield
+    except TraitError as e:
+        match = _TRAIT_ERROR.match(str(e))
+        if match is None:
+            raise InvalidConfig("configuration", "", str(e)) from e
+        cls, trait = match["cls"], match["trait"]
+        value = config[cls][trait] if trait in config.get(cls, {}) else "?"
+        raise InvalidConfig(f"{cls}.{trait}", value, match["why"].strip()) from e
+    except ValueError as e:
+        raise InvalidConfig("configuration", "", str(e)) from e
 
 
 def _family(ip: str) -> socket.AddressFamily:

@@ -39,6 +39,7 @@ class ManagerSettings(LoggingConfigurable):
 
     max_sessions_per_user = Int(
         0,
+        min=0,
         help="""Most sessions one non-admin user may have at once. 0 means no limit.""",
     ).tag(config=True)
 
@@ -75,6 +76,7 @@ class ManagerSettings(LoggingConfigurable):
 
     activity_flush_seconds = Float(
         5.0,
+        min=0.01,
         help="""Seconds between batched writes of session activity (proxied requests,
         heartbeats, agent state changes, compute use). Activity is coalesced in memory in
         between.""",

@@ -155,3 +155,43 @@ def test_help_all_lists_every_setting_with_its_help(tmp_path: Path) -> None:
     for setting in settings:
         assert setting in result.stdout
     assert "KUBERNETES_CPU_REQUEST" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        (
+            "--SessionManager.max_sessions_per_user=abc",
+            "SessionManager.max_sessions_per_user='abc' is invalid: expected an int, not the str "
+            "'abc'.",
+        ),
+        (
+            "--SessionManager.lost_compute_policy=bogus",
+            "SessionManager.lost_compute_policy='bogus' is invalid: expected any of ['idle', "
+            "'restart'], not the str 'bogus'.",
+        ),
+        (
+            "--SessionManager.activity_flush_seconds=0",
+            "SessionManager.activity_flush_seconds=0.0 is invalid: should not be less than 0.01, "
+            "but a value of 0.0 was specified",
+        ),
+        (
+            "--SessionManager.max_sessions_per_user=-5",
+            "SessionManager.max_sessions_per_user=-5 is invalid: should not be less than 0, but a "
+            "value of -5 was specified",
+        ),
+    ],
+)
+def test_a_setting_of_the_wrong_type_or_range_is_one_line_naming_it(
+    tmp_path: Path, flag: str, expected: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "raworc_spawner.cli", "config", f"--data-dir={tmp_path}", flag],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f"raworc-spawner: configuration error: {expected}"
