@@ -148,6 +148,7 @@ def _check_container(c: Obj, field: str, volumes: set[str]) -> list[Cause]:
             )
         causes += check_enum(port.get("protocol"), f"{field}.ports[{i}].protocol", "protocol")
     for i, mount in enumerate(c.get("volumeMounts") or []):
+        causes += _check_sub_path(mount, f"{field}.volumeMounts[{i}]")
         if mount.get("name") not in volumes:
             causes.append(
                 (
@@ -156,6 +157,21 @@ def _check_container(c: Obj, field: str, volumes: set[str]) -> list[Cause]:
                     f'Not found: "{mount.get("name")}"',
                 )
             )
+    return causes
+
+
+def _check_sub_path(mount: Obj, field: str) -> list[Cause]:
+    """``subPath``/``subPathExpr`` must descend into the volume (apimachinery's
+    ``validateLocalDescendingPath``): relative, and without a ``..`` element."""
+    causes: list[Cause] = []
+    for key in ("subPath", "subPathExpr"):
+        value = mount.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        if value.startswith("/"):
+            causes.append(invalid_value(f"{field}.{key}", value, "must be a relative path"))
+        if ".." in value.replace("\\", "/").split("/"):
+            causes.append(invalid_value(f"{field}.{key}", value, "must not contain '..'"))
     return causes
 
 

@@ -80,7 +80,7 @@ class VolumeDirs:
                 continue  # a volume type kubesim does not back with a directory
             sub = str(item.get("subPath") or "")
             if sub:
-                host = host / sub
+                host = _inside(host, sub)
                 host.mkdir(parents=True, exist_ok=True)
             mounts.append(
                 Mount(
@@ -159,3 +159,15 @@ class VolumeDirs:
             os.chown(path, want_uid, want_gid)
         if gid is not None:
             path.chmod(stat.st_mode & 0o7777 | 0o2070)
+
+
+def _inside(volume: Path, sub_path: str) -> Path:
+    """``volume/sub_path`` if it stays inside the volume once symlinks are resolved.
+
+    As the kubelet refuses a subPath that leaves its volume (a symlink planted in the volume
+    pointing elsewhere): the API server already rejects absolute and ``..`` subPaths.
+    """
+    target = (volume / sub_path).resolve()
+    if not target.is_relative_to(volume.resolve()):
+        raise VolumeError(f"subPath {sub_path!r} leaves the volume; refusing to mount it")
+    return target
