@@ -116,6 +116,14 @@ def _ports(svc: Obj) -> str:
     return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
 
 
+def _claim_status(claim: Obj) -> str:
+    """A claim's STATUS: Terminating once deletion is requested (as the API server prints
+    it), else its phase."""
+    if (claim.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    return str(_status(claim, "phase"))
+
+
 def _spec(obj: Obj, key: str, default: Any = "") -> Any:
     return (obj.get("spec") or {}).get(key, default)
 
@@ -199,7 +207,7 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "persistentvolumeclaims": [
         NAME,
-        ("Status", "string", 0, lambda o: _status(o, "phase")),
+        ("Status", "string", 0, _claim_status),
         ("Volume", "string", 0, lambda o: _spec(o, "volumeName")),
         ("Capacity", "string", 0, _capacity),
         ("Access Modes", "string", 0, _modes),

@@ -155,6 +155,17 @@ def test_get_pods_by_label_and_get_pvc_print_tables(kubectl: Kubectl, tmp_path: 
     )
 
 
+def test_a_claim_whose_deletion_waits_on_its_pod_prints_terminating(
+    kubectl: Kubectl, tmp_path: Path
+) -> None:
+    apply_session(kubectl, tmp_path, "s9")
+    wait_running(kubectl, "s9")
+    kubectl("delete", "pvc", "-n", NS, "session-pvc-s9", "--wait=false")
+    row = kubectl("get", "pvc", "-n", NS, "session-pvc-s9").stdout.splitlines()[1].split()
+    assert row[:2] == ["session-pvc-s9", "Terminating"]  # held by kubernetes.io/pvc-protection
+    kubectl("delete", "pod", "-n", NS, "s9", "--wait=false")
+
+
 def test_describe_pod_shows_the_events(kubectl: Kubectl, tmp_path: Path) -> None:
     apply_session(kubectl, tmp_path, "s3")
     wait_running(kubectl, "s3")
