@@ -161,6 +161,18 @@ FAILURES: dict[str, Explanation] = {
         "Read its last output below. Fix the command (LocalBackend.command) or what it needs, "
         "then resume the session; the workspace is intact.",
     ),
+    "Killed": Explanation(
+        "The session's process was killed",
+        "A signal ended the program the session runs (the detail names it): someone or "
+        "something outside the session stopped it.",
+        "Resume the session; the workspace is intact. If it keeps happening, look for what "
+        "sends the signal (an out-of-memory killer, an operator, a supervisor).",
+    ),
+    "Completed": Explanation(
+        "The session's program finished",
+        "The program the session runs exited successfully, so the session went to sleep.",
+        "Resume it to start the program again; the workspace is intact.",
+    ),
     "Exited": Explanation(
         "The session's program exited",
         "The program the session runs stopped by itself.",

@@ -333,6 +333,20 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
                 return await self._pause(session, K.PAUSED, event.reason or "Completed", message)
             return await self._fail_compute(session, event.reason or "Exited", event.message)
 
+    async def stop_unwanted_compute(self, session_id: str) -> bool:
+        """Remove compute found running for an ``idle`` (or failed) session; True if removed.
+
+        A failed session's compute stays with ``keep_failed_compute``.
+        """
+        async with self._runtimes.lock(session_id):
+            session = await self._cache.load(session_id)
+            if session is None or session.state not in (S.IDLE, S.ERROR):
+                return False
+            if session.state == S.ERROR and self.keep_failed_compute:
+                return False
+            await self._backend.pause(session_id)
+            return True
+
     async def compute_lost(self, session_id: str, message: str) -> Session | None:
         """Apply ``lost_compute_policy`` to a session whose compute vanished by itself."""
         async with self._runtimes.lock(session_id):
@@ -353,9 +367,10 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
     async def _start_compute(self, session: Session, overrides: SpecOverrides) -> Session:
         try:
             placement = await self._backend.create(build_spec(session, overrides))
+        except SessionFailed as e:
+            return await self._fail_compute(session, e.reason, e.detail)
         except BackendError as e:
-            reason = e.reason if isinstance(e, SessionFailed) else "BackendError"
-            return await self._fail_compute(session, reason, e.message)
+            return await self._fail_compute(session, "BackendError", e.message)
         except Exception as e:  # a backend bug must not leave the session in init forever
             self.log.exception("the backend failed to create compute for %s", session.id)
             await self._fail_compute(session, "BackendError", f"{type(e).__name__}: {e}"[:500])

@@ -148,6 +148,10 @@ class Reconciler(LoggingConfigurable):
             await self.manager.delete(SYSTEM, session.id)
             return "deleted"
         if session.state not in (S.INIT, S.READY, S.BUSY):
+            if compute in (ComputeState.RUNNING, ComputeState.STARTING):
+                # Compute of a sleeping session (found again after a restart): not wanted.
+                stopped = await self.manager.stop_unwanted_compute(session.id)
+                return "stray compute stopped" if stopped else None
             return None
         if compute in (ComputeState.RUNNING, ComputeState.STARTING):
             cut_short = workspaces is not None and session.id not in workspaces
