@@ -264,8 +264,13 @@ class LocalBackend(LoggingConfigurable):
                     return self._placement(proc, self._volume_id(session_id))
 
     async def pause(self, session_id: str) -> None:
-        """Stop the process (SIGTERM, grace, SIGKILL) and keep the workspace."""
+        """Stop the process (SIGTERM, grace, SIGKILL) and keep the workspace.
+
+        Afterwards the compute is absent, not failed: a failure was already reported, and its
+        removal was asked for (the record keeps the error).
+        """
         await self._compute.stop(session_id)
+        self._compute.exits.pop(session_id, None)
 
     async def delete(self, session_id: str) -> None:
         """Stop the process, then remove the workspace, state and log."""

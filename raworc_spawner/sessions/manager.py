@@ -399,19 +399,20 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         )
 
     async def _fail_compute(self, session: Session, reason: str, message: str) -> Session:
-        """Move the session to ``error`` and remove its compute (unless kept for debugging).
+        """Remove the session's compute (unless kept for debugging), then move it to ``error``.
 
-        Called with the session's lock held. Compute that could not start or that failed would
-        otherwise keep backing off or running unseen; the workspace is never touched.
+        Called with the session's lock held. In that order, so that whoever sees the error
+        (the hub's spawner, a page) sees no compute left: compute that could not start or that
+        failed would otherwise keep backing off or running unseen. The workspace is never
+        touched.
         """
         self._runtimes.cancel_waiter(session.id)
-        failed = await self._writer.fail(session, reason, message)
         if not self.keep_failed_compute:
             try:
                 await self._backend.pause(session.id)
             except BackendError as e:
                 self.log.warning("could not remove the failed compute of %s: %s", session.id, e)
-        return failed
+        return await self._writer.fail(session, reason, message)
 
     async def _remove_resources(self, session: Session) -> None:
         try:
