@@ -219,10 +219,16 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         *,
         overrides: SpecOverrides = NO_OVERRIDES,
     ) -> Session:
-        """Pause (``idle``), resume (``ready``) or mark busy/ready for an agent (``busy``)."""
+        """Pause (``idle``), resume (``ready``) or mark busy/ready for an agent (``busy``).
+
+        Asking for the state the session is already in is a no-op (a pause of an idle session,
+        a busy report of a busy one), so clients may repeat themselves.
+        """
         target = SessionState(target)
         async with self._runtimes.lock(session_id):
             session = await self.get(principal, session_id)
+            if target == session.state and target in (S.IDLE, S.BUSY):
+                return session
             if target == S.IDLE:
                 return await self._pause(session, K.PAUSED, "Paused", "paused on request")
             if target == S.BUSY or (target == S.READY and session.state == S.BUSY):

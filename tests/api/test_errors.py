@@ -259,6 +259,20 @@ async def test_unknown_or_non_uuid_session_ids_get_404_on_every_endpoint(
 
 
 @pytest.mark.asyncio
+async def test_asking_for_the_state_a_session_is_in_is_a_no_op(server: Server) -> None:
+    session_id = await ready_session(server)
+    client = server.client()
+    state_url = f"{API}/sessions/{session_id}/state"
+    for state in ("busy", "busy", "ready", "ready", "idle", "idle"):
+        answer = await client.put(state_url, json={"state": state})
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["state"] == state
+    events = (await client.get(f"{API}/sessions/{session_id}/events")).json()
+    kinds = [e["kind"] for e in events]
+    assert kinds.count("paused") == 1 and kinds.count("agent") == 2  # busy once, ready once
+
+
+@pytest.mark.asyncio
 async def test_an_invalid_transition_gets_409(server: Server) -> None:
     session_id = await ready_session(server)
     client = server.client()
