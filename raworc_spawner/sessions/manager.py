@@ -424,10 +424,17 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         try:
             async with asyncio.timeout(self.delete_timeout_seconds):
                 await self._backend.delete(session.id)
-        except (TimeoutError, BackendError) as e:
-            reason = "DeleteTimeout" if isinstance(e, TimeoutError) else "DeleteFailed"
-            message = f"could not remove the session's resources: {e or 'timed out'}"
-            await self._writer.fail(session, reason, message)
+        except TimeoutError as e:
+            message = (
+                f"could not remove the session's resources within {self.delete_timeout_seconds:g} s"
+            )
+            if holdup := self._backend.waiting_on(session.id):
+                message += f": still waiting for {holdup}"
+            await self._writer.fail(session, "DeleteTimeout", message)
+            raise BackendError(message) from e
+        except BackendError as e:
+            message = f"could not remove the session's resources: {e.message}"
+            await self._writer.fail(session, "DeleteFailed", message)
             raise BackendError(message) from e
 
     def _quota(self, principal: Principal) -> int | None:

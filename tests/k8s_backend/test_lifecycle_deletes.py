@@ -86,3 +86,29 @@ async def test_a_pod_held_by_a_finalizer_fails_the_pause_naming_it(kubesim: Kube
             f"pod session-{sid} is still present after 0.5 s: "
             f"held by finalizers {HOLD} (deletion requested at {requested})"
         )
+
+
+@pytest.mark.asyncio
+async def test_a_delete_that_outlasts_the_managers_timeout_still_names_what_holds_it(
+    kubesim: KubeSim, make_manager: ManagerFactory
+) -> None:
+    # The defaults give the manager's delete timeout and the backend's wait the same length:
+    # the manager's fires first, and its message must say what holds the claim.
+    manager = await make_manager(SessionManager__delete_timeout_seconds=1.0)
+    session = await manager.create(ALICE, parse_create({"name": "held-long"}))
+    await wait_state(manager, session.id, "ready")
+    await hold(kubesim, "persistentvolumeclaims", f"session-pvc-{session.id}")
+
+    with pytest.raises(BackendError) as raised:
+        await manager.delete(ALICE, session.id)
+
+    claim = stored_pvc(kubesim, session.id)
+    assert claim is not None
+    requested = claim["metadata"]["deletionTimestamp"]
+    assert str(raised.value) == (
+        "could not remove the session's resources within 1 s: still waiting for "
+        f"persistentvolumeclaim session-pvc-{session.id} to go: held by finalizers "
+        f"{HOLD} (deletion requested at {requested})"
+    )
+    failed = await manager.get(ALICE, session.id)
+    assert failed.termination_reason == "DeleteTimeout"

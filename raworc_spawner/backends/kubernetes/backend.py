@@ -279,7 +279,9 @@ class KubernetesBackend(BackendOptions):
         return Inventory(compute=frozenset(_ids(self.pods)), workspaces=frozenset(_ids(self.pvcs)))
 
     def waiting_on(self, session_id: str) -> str | None:
-        """What the session's start waits for now, from the caches (see ``waiting``)."""
+        """What the session's start (or removal) waits for now, from the caches."""
+        if removing := self._removal_holdup(session_id):
+            return removing
         tracked = self._tracked.get(session_id)
         return waiting.waiting_on(
             session_id,
@@ -289,6 +291,19 @@ class KubernetesBackend(BackendOptions):
             pod_uid=tracked.pod_uid if tracked else None,
             provisioning=tracked.provisioning if tracked else None,
         )
+
+    def _removal_holdup(self, session_id: str) -> str | None:
+        """What keeps a session's object whose deletion was requested, e.g. a finalizer."""
+        for resource in (PODS, PVCS):
+            meta = (self.cached(resource, session_id) or {}).get("metadata") or {}
+            requested = meta.get("deletionTimestamp")
+            if not requested:
+                continue
+            name = f"{'pod' if resource == PODS else 'persistentvolumeclaim'} {meta.get('name')}"
+            finalizers = [f for f in meta.get("finalizers") or [] if f]
+            held = f"held by finalizers {', '.join(finalizers)}" if finalizers else "terminating"
+            return f"{name} to go: {held} (deletion requested at {requested})"
+        return None
 
     async def usage(self, session_ids: Collection[str]) -> dict[str, float]:
         """Millicores each session's pod used (metrics API), from one LIST of PodMetrics.
