@@ -128,10 +128,14 @@ def _agent_ids(value: object) -> tuple[str, ...]:
 
 
 def _metadata(value: object) -> dict[str, Any]:
-    """A JSON object of at most MAX_METADATA_BYTES serialized, without NUL anywhere."""
+    """A JSON object of at most MAX_METADATA_BYTES as UTF-8 JSON, without NUL anywhere."""
     if not isinstance(value, dict):
         raise Refused(f"must be a JSON object, not {_type(value)}")
-    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+    try:
+        size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise Refused("must be valid Unicode text (it holds a lone surrogate)") from None
+    if size > MAX_METADATA_BYTES:
         raise Refused(f"must be at most {MAX_METADATA_BYTES} bytes as JSON")
     if _has_nul(value):
         raise Refused("must not contain NUL characters (PostgreSQL refuses them)")

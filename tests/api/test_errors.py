@@ -393,3 +393,11 @@ async def test_a_prompt_is_limited_in_utf8_bytes_so_every_backend_can_start_it(
         assert assert_error(lone, 400, "malformed_json")["message"] == (
             "strings must be valid Unicode"
         )
+
+
+def test_metadata_is_measured_in_utf8_bytes_not_escapes() -> None:
+    fits = parse_create({"name": "m", "metadata": {"a": "é" * 32_000}})  # 64,010 UTF-8 bytes
+    assert fits.metadata == {"a": "é" * 32_000}
+    with pytest.raises(FieldErrors) as refused:
+        parse_create({"name": "m", "metadata": {"a": "é" * 33_000}})  # 66,010 bytes
+    assert refused.value.message == "metadata: must be at most 65536 bytes as JSON"
