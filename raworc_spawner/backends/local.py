@@ -261,7 +261,18 @@ class LocalBackend(LoggingConfigurable):
                 )
                 if ready and self._compute.procs.get(session_id) is proc and not proc.stopping:
                     self._compute.mark_ready(session_id, proc)
+                    await self._usage_baseline(session_id, proc)
                     return self._placement(proc, self._volume_id(session_id))
+
+    async def _usage_baseline(self, session_id: str, proc: SessionProcess) -> None:
+        """Look at the tree's CPU once at readiness, so usage windows start there."""
+        try:
+            table = await self._compute.scan()
+        except Exception:  # a baseline is an optimisation; readiness never fails on it
+            self.log.debug("no CPU baseline for %s", session_id, exc_info=True)
+            return
+        tree = table.tree(session_id, proc.container_id)
+        self._meter.measure(session_id, proc.container_id, tree, now=time.time())
 
     async def pause(self, session_id: str) -> None:
         """Stop the process (SIGTERM, grace, SIGKILL) and keep the workspace.
@@ -384,15 +395,16 @@ class LocalBackend(LoggingConfigurable):
         """CPU of each session's process tree in millicores, since the previous call.
 
         The tree and what counts in it are described in
-        :mod:`~raworc_spawner.backends.local_usage`. A session's first call, and the first
-        after each start of its process, average over the process tree's life so far.
+        :mod:`~raworc_spawner.backends.local_usage`. The window of a session's first call
+        starts when it became ready (its start-up's CPU does not count); a process adopted
+        after a restart averages over its life so far.
         """
         running = {
             sid: proc
             for sid in session_ids
             if (proc := self._compute.procs.get(sid)) is not None and not proc.stopping
         }
-        self._meter.keep_only(running)
+        self._meter.keep_only(self._compute.procs)  # forget only what no longer runs
         if not running:
             return {}
         table = await self._compute.scan()

@@ -164,5 +164,5 @@ async def test_a_command_that_cannot_run_fails_the_session_with_one_start_error_
         failed.error == "StartError: cannot run '/nonexistent/program': No such file or directory"
     )
     assert failed.termination_reason == "StartError"
-    assert local_manager.compute_state(session.id) == ComputeState.FAILED
+    assert local_manager.compute_state(session.id) == ComputeState.ABSENT  # removed on failure
     await local_manager.delete(ALICE, session.id)
