@@ -35,6 +35,9 @@ def bwrap_args(
     mount_paths = [m.mount_path for m in mounts]
     scratch = [m.mount_path for m in mounts if m.scratch]
     ro_paths = [p for p in read_only if not under(p, mount_paths)]
+    # Host paths under an emptyDir (a venv in /tmp, say) are bound over it after it is mounted,
+    # as the files a command names are; under a claim, the claim's own files win.
+    ro_in_scratch = [p for p in read_only if under(p, scratch) and os.path.exists(p)]
     # Files the command names inside an emptyDir (a script under /tmp) are bound over it; in
     # a claim, the claim's own files win.
     files = named_files(command, [*ro_paths, *(p for p in mount_paths if p not in scratch)])
@@ -49,8 +52,8 @@ def bwrap_args(
         make_nested_mount_point(mount, mounts)
         flag = "--ro-bind" if mount.read_only else "--bind"
         args += [flag, str(mount.host_path), mount.mount_path]
-    args += passages(files_in_scratch, ro_paths, inside=scratch)
-    for path in [*files, *files_in_scratch]:
+    args += passages([*files_in_scratch, *ro_in_scratch], ro_paths, inside=scratch)
+    for path in [*files, *files_in_scratch, *ro_in_scratch]:
         args += ["--ro-bind", path, path]
     args += workdir_args(workdir, mounts, ro_paths)
     if read_only_root:
