@@ -212,10 +212,12 @@ def _host_view(path: str, plan: ProcessPlan, host: SandboxHost) -> str | None:
     if not plan.sandboxed:
         return os.path.join(plan.cwd, path)
     path = os.path.normpath(os.path.join(plan.workdir, path))
+    visible = [*SYSTEM_PATHS, *host.read_only_paths, *plan.command[1:]]
     for mount in sorted(plan.mounts, key=lambda m: -len(m.mount_path)):
         if under(path, [mount.mount_path]):
+            if mount.scratch and under(path, visible):
+                return path  # a host path bound over an emptyDir (see bwrap_args)
             return str(mount.host_path / os.path.relpath(path, mount.mount_path))
-    visible = [*SYSTEM_PATHS, *host.read_only_paths, *plan.command[1:]]
     return path if under(path, visible) else None
 
 
