@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, TypedDict, runtime_checkable
 
 from raworc_spawner.backends.status import BackendStatus, ComputeState
@@ -25,6 +26,8 @@ __all__ = [
     "BackendStatus",
     "ComputeState",
     "EventSink",
+    "ForeignObject",
+    "FoundSession",
     "Inventory",
     "Placement",
     "Profile",
@@ -40,6 +43,17 @@ class SessionSpec:
     ``command`` and ``port`` override the backend's defaults (the hub passes its single-user
     server command and port); ``resources`` maps ``cpu_request``/``cpu_limit``/``memory_request``/
     ``memory_limit`` to Kubernetes quantities and overrides the profile's.
+
+    ``namespace`` (the logical one, not Kubernetes'), ``owner``, ``name``, ``profile``,
+    ``created_at`` and ``clone_from`` are recorded with the workspace and compute (annotations
+    on Kubernetes, a record file locally), so that a server whose store lost the record can
+    rebuild it (:meth:`Backend.describe`).
+
+    ``expected_volume`` is the ``persistent_volume_id`` the session's record holds, when it has
+    had a workspace: the workspace must still be that one. If it is gone, or another took its
+    place, :meth:`Backend.create` raises ``SessionFailed("WorkspaceLost", …)`` naming it instead
+    of creating an empty one. None (a new session, or an explicit ``new_workspace`` request)
+    means any workspace found is used and a missing one is created.
     """
 
     session_id: str
@@ -52,6 +66,9 @@ class SessionSpec:
     port: int | None = None
     resources: Mapping[str, str] = field(default_factory=dict)
     clone_from: str | None = None
+    namespace: str = "default"
+    created_at: datetime | None = None
+    expected_volume: str | None = None
 
     def session_env(self) -> dict[str, str]:
         """The environment injected into every session, then the spec's extras."""
@@ -149,11 +166,60 @@ class Inventory:
     workspaces: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True, slots=True)
+class FoundSession:
+    """A session this instance has objects of, described from what the objects carry.
+
+    What :meth:`Backend.describe` answers, so that a record lost from the store can be rebuilt
+    (re-adoption). ``has_compute``: its compute exists now (running or starting).
+    """
+
+    session_id: str
+    name: str
+    owner: str
+    namespace: str = "default"
+    profile: str | None = None
+    created_at: datetime | None = None
+    parent_session_id: str | None = None
+    persistent_volume_id: str | None = None
+    container_id: str | None = None
+    has_compute: bool = False
+
+
+class ForeignKind(enum.StrEnum):
+    """What kind of object a :class:`ForeignObject` is."""
+
+    POD = "pod"
+    PERSISTENT_VOLUME_CLAIM = "persistentvolumeclaim"
+    PROCESS = "process"
+    WORKSPACE = "workspace"
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignObject:
+    """An object that carries the session labels but is not this instance's: never touched.
+
+    ``instance`` is the owner instance it names; None when it names none (made by a version
+    that did not record owners, and not claimed by :meth:`Backend.claim`).
+    """
+
+    kind: ForeignKind
+    name: str
+    session_id: str | None
+    instance: str | None
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """A place to run sessions. Every method is idempotent; ids are session ids."""
+    """A place to run sessions. Every method is idempotent; ids are session ids.
+
+    A backend acts only on objects of its own ``instance_name`` (given to its constructor):
+    every object it creates carries it, its caches and :meth:`inventory` hold only those, and
+    objects of other instances are reported by :meth:`foreign`, never changed.
+    """
 
     name: str
+    instance_name: str
 
     async def start(self, sink: EventSink) -> None:
         """Connect, warm caches and begin emitting events into ``sink``."""
@@ -198,7 +264,24 @@ class Backend(Protocol):
         """The compute's output, line by line; with ``follow`` it keeps streaming."""
 
     async def inventory(self) -> Inventory:
-        """What exists now, for reconciliation with the records."""
+        """What exists now (this instance's objects only), for reconciliation with the records."""
+
+    async def describe(self, session_ids: Collection[str]) -> Sequence[FoundSession]:
+        """The sessions among ``session_ids`` this instance has a workspace or compute of.
+
+        Rebuilt from what the objects carry (annotations, local record files); ids with
+        nothing, or with objects that carry too little to rebuild a record, are absent.
+        """
+
+    async def foreign(self) -> Sequence[ForeignObject]:
+        """Objects with the session labels that belong to another instance (or to none)."""
+
+    async def claim(self, session_ids: Collection[str]) -> Sequence[str]:
+        """Mark objects that name no owner instance as this instance's, for these sessions.
+
+        For objects made before owners were recorded: the caller passes the ids its store has
+        records of. Returns the ids of the sessions whose objects were claimed.
+        """
 
     def waiting_on(self, session_id: str) -> str | None:
         """What a starting session's compute is waiting for now, in words, without I/O.

@@ -17,6 +17,8 @@ class SpecOverrides:
     (``cpu_request``/``cpu_limit``/``memory_request``/``memory_limit`` → Kubernetes quantities)
     and picks the ``session_id`` itself; a remix sets ``clone_from`` (the parent session whose
     workspace is copied). None and empty values leave the backend's defaults.
+    ``new_workspace``: the caller accepts a new, empty workspace in place of the record's
+    (after ``WorkspaceLost``, or to move a session to this server's backend).
     """
 
     session_id: str | None = None
@@ -25,6 +27,7 @@ class SpecOverrides:
     port: int | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     resources: Mapping[str, str] = field(default_factory=dict)
+    new_workspace: bool = False
 
 
 NO_OVERRIDES = SpecOverrides()
@@ -43,4 +46,7 @@ def build_spec(session: Session, overrides: SpecOverrides = NO_OVERRIDES) -> Ses
         port=overrides.port,
         resources=overrides.resources,
         clone_from=overrides.clone_from,
+        namespace=session.namespace,
+        created_at=session.created_at,
+        expected_volume=None if overrides.new_workspace else session.persistent_volume_id,
     )

@@ -39,6 +39,7 @@ _RESOURCES: dict[str, tuple[type[Any], str]] = {
     "persistentvolumeclaims": (k8s.CoreV1Api, "namespaced_persistent_volume_claim"),
     "events": (k8s.CoreV1Api, "namespaced_event"),
     "networkpolicies": (k8s.NetworkingV1Api, "namespaced_network_policy"),
+    "leases": (k8s.CoordinationV1Api, "namespaced_lease"),
 }
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
