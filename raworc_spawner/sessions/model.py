@@ -75,7 +75,10 @@ class Session:
     ``namespace`` is a logical grouping chosen by the user, not the Kubernetes namespace.
     ``container_id`` identifies the current compute (the pod's UID on Kubernetes, a per-start
     UUID on the local backend); ``persistent_volume_id`` identifies the workspace
-    (``pvc-<PVC UID>`` on Kubernetes, ``pvc-<workspace UUID>`` locally).
+    (``pvc-<PVC UID>`` on Kubernetes, ``pvc-<workspace UUID>`` locally). ``backend`` is the
+    backend they are on (``kubernetes``, ``local``; None for records older than that field
+    until a server assigns its own): a session is never resumed on another backend without
+    an explicit request for a new workspace.
     """
 
     id: str
@@ -98,6 +101,7 @@ class Session:
     termination_reason: str | None = None
     error: str | None = None
     version: int = 0
+    backend: str | None = None
 
     def evolve(self, **changes: Any) -> Session:
         """Return a copy with ``changes`` applied."""
@@ -125,6 +129,7 @@ class Session:
             "terminated_at": _iso(self.terminated_at),
             "termination_reason": self.termination_reason,
             "error": self.error,
+            "backend": self.backend,
         }
 
 
@@ -146,6 +151,7 @@ class EventKind(enum.StrEnum):
     WARNING = "warning"  # something worth a look that is not a failure
     RETENTION_WARNING = "retention-warning"  # the retention policy will delete the session
     RETIRED = "retired"  # the retention policy is deleting the session
+    ADOPTED = "adopted"  # the record was rebuilt from the backend's objects (the store lacked it)
 
 
 #: Kinds streamed live and kept in a small ring, never written to the store.

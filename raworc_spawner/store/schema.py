@@ -83,6 +83,7 @@ sessions_table = sa.Table(
     sa.Column("termination_reason", sa.Text),
     sa.Column("error", sa.Text),
     sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("backend", sa.String(32)),
     sa.Index("ix_sessions_owner_created_at", "owner", "created_at"),
     sa.Index("ix_sessions_state_last_activity_at", "state", "last_activity_at"),
     sa.Index("ix_sessions_namespace", "namespace"),
@@ -126,6 +127,7 @@ def session_values(session: Session) -> dict[str, Any]:
         "parent_session_id": session.parent_session_id,
         "termination_reason": session.termination_reason,
         "error": session.error,
+        "backend": session.backend,
     }
     for name in TIMESTAMPS:
         value = getattr(session, name)
@@ -157,6 +159,7 @@ def row_to_session(row: sa.Row[Any]) -> Session:
         termination_reason=m["termination_reason"],
         error=m["error"],
         version=m["version"],
+        backend=m["backend"],
     )
 
 

@@ -99,7 +99,7 @@ async def test_running_the_migrations_again_is_a_no_op(
     finally:
         await second.close()
 
-    assert head == "0001"
+    assert head == "0002"
     assert await _inspect(db_url, _current_revision) == head
     assert await _inspect(db_url, _describe_schema) == schema_before
 
