@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
 
 SESSION_ID = "66709101-b7dd-460f-95a3-799177797a5c"
 KUBERNETES_VERSION = "1.32"
+CREATED_AT = dt.datetime(2025, 1, 15, 10, 30, 0, tzinfo=dt.UTC)
 
 
 def make_spec(**overrides: Any) -> SessionSpec:
@@ -23,14 +25,16 @@ def make_spec(**overrides: Any) -> SessionSpec:
         "name": "ml-training-session",
         "owner": "ann",
         "starting_prompt": "ML model training environment",
+        "namespace": "research",
+        "created_at": CREATED_AT,
     }
     fields.update(overrides)
     return SessionSpec(**fields)
 
 
-def make_renderer(**settings: Any) -> ManifestRenderer:
-    """A renderer over KubernetesSettings built from keyword settings."""
-    return ManifestRenderer(KubernetesSettings(**settings))
+def make_renderer(*, instance_name: str = "raworc", **settings: Any) -> ManifestRenderer:
+    """A renderer for ``instance_name`` over KubernetesSettings built from keyword settings."""
+    return ManifestRenderer(KubernetesSettings(**settings), instance_name=instance_name)
 
 
 @functools.cache

@@ -112,7 +112,7 @@ HUB_SPEC = {
 
 
 def _default() -> list[dict[str, Any]]:
-    return make_renderer().render_all(make_spec())
+    return make_renderer(instance_name="raworc-3f9a1c0b2d").render_all(make_spec())
 
 
 def _gpu_profile() -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from types import SimpleNamespace
 
@@ -11,12 +12,17 @@ from hypothesis import strategies as st
 
 from raworc_spawner.backends.kubernetes.naming import (
     SESSION_SELECTOR,
+    annotation_time,
+    foreign_selector,
+    instance_selector,
     is_label_value,
     label_value,
+    parse_annotation_time,
     pod_name,
     pvc_name,
     session_id_of,
     session_labels,
+    unowned_selector,
 )
 from tests.k8s_manifests.conftest import SESSION_ID
 
@@ -94,3 +100,25 @@ def test_objects_that_are_not_a_sessions_have_no_session_id() -> None:
     assert session_id_of({"labels": {"session-id": SESSION_ID}}) is None
     assert session_id_of({"labels": {"app": "raworc", "component": "server"}}) is None
     assert session_id_of(SimpleNamespace(labels=None)) is None
+
+
+def test_the_selectors_pick_one_instance_the_others_or_the_unowned() -> None:
+    assert instance_selector("raworc-3f9a1c0b2d") == (
+        "app=raworc,component=session,raworc.dev/instance=raworc-3f9a1c0b2d"
+    )
+    assert foreign_selector("raworc") == "app=raworc,component=session,raworc.dev/instance!=raworc"
+    assert unowned_selector() == "app=raworc,component=session,!raworc.dev/instance"
+
+
+def test_annotation_times_are_rfc3339_utc_with_z_and_read_back_equal() -> None:
+    paris = dt.timezone(dt.timedelta(hours=1))
+    moment = dt.datetime(2025, 1, 15, 11, 30, 0, 123456, tzinfo=paris)
+    text = annotation_time(moment)
+    assert text == "2025-01-15T10:30:00.123456Z"
+    assert parse_annotation_time(text) == moment
+    assert annotation_time(dt.datetime(2025, 1, 15, 10, 30)) == "2025-01-15T10:30:00Z"
+
+
+@pytest.mark.parametrize("text", [None, "", "yesterday", "2025-01-15T10:30:00", 7])
+def test_an_annotation_that_is_not_an_rfc3339_time_reads_as_none(text: object) -> None:
+    assert parse_annotation_time(text) is None

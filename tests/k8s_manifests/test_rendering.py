@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,34 @@ def test_the_pod_and_pvc_carry_the_labels_and_the_raw_name() -> None:
         assert metadata["labels"]["session-name"].startswith("ML-training-v2-")
         assert metadata["annotations"]["raworc.dev/session-name"] == "ML: training / v2"
         assert metadata["annotations"]["raworc.dev/owner"] == "ann"
+
+
+def test_the_pod_and_pvc_name_their_owner_instance_and_what_rebuilds_the_record() -> None:
+    renderer = make_renderer(instance_name="raworc-3f9a1c0b2d")
+    spec = make_spec(
+        profile=None,
+        namespace="research",
+        created_at=dt.datetime(2025, 1, 15, 10, 30, 0, 250000, tzinfo=dt.UTC),
+        clone_from="0b0c4c0e-8a40-4c8e-9a52-1c3b1a2f0e11",
+    )
+    for manifest in (renderer.render_pod(spec), renderer.render_pvc(spec)):
+        metadata = manifest["metadata"]
+        assert metadata["labels"]["raworc.dev/instance"] == "raworc-3f9a1c0b2d"
+        notes = {k: v for k, v in metadata["annotations"].items() if k != "raworc.dev/spec-hash"}
+        assert notes == {
+            "raworc.dev/instance": "raworc-3f9a1c0b2d",
+            "raworc.dev/session-name": "ml-training-session",
+            "raworc.dev/owner": "ann",
+            "raworc.dev/namespace": "research",
+            "raworc.dev/created-at": "2025-01-15T10:30:00.250000Z",
+            "raworc.dev/cloned-from": "0b0c4c0e-8a40-4c8e-9a52-1c3b1a2f0e11",
+        }
+
+
+def test_a_spec_without_a_creation_time_renders_no_created_at_annotation() -> None:
+    pvc = make_renderer().render_pvc(make_spec(created_at=None))
+    assert "raworc.dev/created-at" not in pvc["metadata"]["annotations"]
+    assert pvc["metadata"]["labels"]["raworc.dev/instance"] == "raworc"
 
 
 def test_the_session_environment_is_injected() -> None:

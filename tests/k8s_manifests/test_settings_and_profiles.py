@@ -67,6 +67,7 @@ def test_a_profile_request_above_the_inherited_limit_names_the_global_limit() ->
         ({"gpu_resource_name": "gpu"}, "KubernetesSettings.gpu_resource_name"),
         ({"extra_labels": {"app": "other"}}, "KubernetesSettings.extra_labels['app']"),
         ({"extra_labels": {"session-name": "x"}}, "extra_labels['session-name']"),
+        ({"extra_labels": {"raworc.dev/instance": "x"}}, "extra_labels['raworc.dev/instance']"),
         ({"extra_labels": {"team": "a b"}}, "KubernetesSettings.extra_labels['team']"),
         ({"extra_annotations": {"raworc.dev/owner": "x"}}, "extra_annotations['raworc.dev/owner']"),
         ({"network_policy_egress_cidrs": ["10.0.0.1/8"]}, "network_policy_egress_cidrs[0]"),

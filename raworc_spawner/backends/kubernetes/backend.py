@@ -4,8 +4,10 @@ Creating a session sends two writes at once (the PVC and the pod; the scheduler 
 until its claim is bound). A pod that can never become ready (it ended, is stuck, or was
 rendered from settings since changed) is deleted first and replaced. Waiting for readiness,
 status reads and failure detection are answered from three informers (pods and PVCs labelled
-``app=raworc,component=session``, and events about session objects), so a waiting session costs
-the API server nothing. Whatever the caches do not hold (waiters, current objects, clocks,
+``app=raworc,component=session,raworc.dev/instance=<instance_name>``, and events about session
+objects), so a waiting session costs the API server nothing. Objects of other instances are
+never in the caches, so nothing here changes them (see :mod:`~raworc_spawner.backends.
+kubernetes.ownership`). Whatever the caches do not hold (waiters, current objects, clocks,
 believed events) is one :class:`~raworc_spawner.backends.kubernetes.tracked.Tracked` record per
 session; the cache listeners that keep it are :class:`~raworc_spawner.backends.kubernetes.
 watching.Watching`.
@@ -15,12 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any
+
+from traitlets import Unicode, validate
 
 from raworc_spawner.backends.base import (
     ComputeState,
     EventSink,
+    ForeignObject,
+    FoundSession,
     Inventory,
     Placement,
     Profile,
@@ -40,19 +46,22 @@ from raworc_spawner.backends.kubernetes.informer import Informer, Listener, Obj
 from raworc_spawner.backends.kubernetes.manifests import SPEC_HASH_ANNOTATION, ManifestRenderer
 from raworc_spawner.backends.kubernetes.naming import (
     NETWORK_POLICY_NAME,
-    SESSION_SELECTOR,
+    instance_of,
+    instance_selector,
+    is_label_value,
     pod_name,
     pvc_name,
     session_id_of,
 )
 from raworc_spawner.backends.kubernetes.options import BackendOptions
+from raworc_spawner.backends.kubernetes.ownership import Ownership, not_ours
 from raworc_spawner.backends.kubernetes.removal import Removal
 from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
 from raworc_spawner.backends.kubernetes.tracked import TrackedSessions
 from raworc_spawner.backends.kubernetes.usage import millicores_by_session
 from raworc_spawner.backends.kubernetes.watching import PODS, PVCS, Kind, Watching
 from raworc_spawner.backends.status import ComputeStatus, KubernetesStatus
-from raworc_spawner.errors import BackendError, SessionFailed
+from raworc_spawner.errors import BackendError, InvalidConfig, SessionFailed
 
 METRICS_MISSING = (
     "the metrics API (metrics.k8s.io/v1beta1) is not served: session CPU use is unknown and "
@@ -65,21 +74,40 @@ class KubernetesBackend(BackendOptions):
 
     name = "kubernetes"
 
+    # Not configurable here: the composition root derives it (RaworcApp.instance_name).
+    instance_name = Unicode(
+        "raworc",
+        help="""The owner instance of the session objects this backend creates and acts on: the
+        value of their ``raworc.dev/instance`` label and annotation (a label value, at most 63
+        characters). Objects of other instances are reported by foreign(), never touched.""",
+    )
+
+    @validate("instance_name")
+    def _check_instance_name(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"]
+        if not value or not is_label_value(value):
+            raise InvalidConfig(
+                "KubernetesBackend.instance_name", value, "a label value of 1-63 characters"
+            )
+        return str(value)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # The traits say how to reach the API server and how patient to be; what a session's
         # pod and PVC look like is KubernetesSettings, which checks itself here.
         self.settings = KubernetesSettings(parent=self)
-        self.renderer = ManifestRenderer(self.settings)
+        self.renderer = ManifestRenderer(self.settings, instance_name=self.instance_name)
         self.client: KubeClient | None = None
         self._tracked = TrackedSessions(events_kept=self.events_per_session)
         self.watching = Watching(self, self._tracked)
-        self.pods = self._informer(PODS, self.watching.on_pod, label_selector=SESSION_SELECTOR)
-        self.pvcs = self._informer(PVCS, self.watching.on_pvc, label_selector=SESSION_SELECTOR)
+        own = instance_selector(self.instance_name)
+        self.pods = self._informer(PODS, self.watching.on_pod, label_selector=own)
+        self.pvcs = self._informer(PVCS, self.watching.on_pvc, label_selector=own)
         self.events = self._informer(
             "events", self.watching.on_event, keep=podstate.is_session_event, cache=False
         )
         self.removal = Removal(self, self._tracked)
+        self.ownership = Ownership(self)
         self._metrics_unavailable = False
 
     def _informer(self, resource: str, listener: Listener, **options: Any) -> Informer:
@@ -153,16 +181,24 @@ class KubernetesBackend(BackendOptions):
         """Create the PVC and the pod at once (each unless it exists); return their UIDs.
 
         A pod that can never become ready for this spec is deleted (waited out by uid) and
-        replaced from the current settings; a warning or progress event says why.
+        replaced from the current settings; a warning or progress event says why. With
+        ``spec.expected_volume`` the claim must be that very one, or ``SessionFailed``
+        (``WorkspaceLost``) is raised before anything is created; no claim is created then.
         """
         sid = spec.session_id
         self._tracked.track(sid).restart()
         pod_body = self.renderer.render_pod(spec)
+        kept = None
+        if spec.expected_volume is not None:
+            kept = await self.ownership.verified_workspace(spec)
         await self._clear_the_way(sid, pod_body)
-        made_pvc, made_pod = await asyncio.gather(
-            self._ensure(PVCS, sid, lambda: self.renderer.render_pvc(spec)),
-            self._ensure(PODS, sid, lambda: pod_body),
-        )
+        if kept is None:
+            made_pvc, made_pod = await asyncio.gather(
+                self._ensure(PVCS, sid, lambda: self.renderer.render_pvc(spec)),
+                self._ensure(PODS, sid, lambda: pod_body),
+            )
+        else:
+            made_pvc, made_pod = kept, await self._ensure(PODS, sid, lambda: pod_body)
         self.watching.adopt(sid, made_pod, made_pvc)
         self.watching.progress(sid, "PVCCreated", f"workspace claim {pvc_name(sid)} ready to bind")
         self.watching.progress(sid, "PodCreated", f"pod {pod_name(sid)} created")
@@ -275,8 +311,20 @@ class KubernetesBackend(BackendOptions):
             yield f"[logs unavailable: {e}]\n"
 
     async def inventory(self) -> Inventory:
-        """Session ids that have a pod, and those that have a PVC."""
+        """Session ids that have a pod, and those that have a PVC (this instance's only)."""
         return Inventory(compute=frozenset(_ids(self.pods)), workspaces=frozenset(_ids(self.pvcs)))
+
+    async def describe(self, session_ids: Collection[str]) -> Sequence[FoundSession]:
+        """These sessions as their cached claim (else pod) annotations describe them."""
+        return self.ownership.describe(session_ids)
+
+    async def foreign(self) -> Sequence[ForeignObject]:
+        """Session pods and claims of other instances or of none (LISTed, never changed)."""
+        return await self.ownership.foreign()
+
+    async def claim(self, session_ids: Collection[str]) -> Sequence[str]:
+        """Label these sessions' objects that name no instance as ours; once cached, their ids."""
+        return await self.ownership.claim(session_ids)
 
     def waiting_on(self, session_id: str) -> str | None:
         """What the session's start (or removal) waits for now, from the caches."""
@@ -317,7 +365,7 @@ class KubernetesBackend(BackendOptions):
             return {}
         try:
             items = await self.client.list_pod_metrics(
-                self.namespace, label_selector=SESSION_SELECTOR
+                self.namespace, label_selector=instance_selector(self.instance_name)
             )
         except (APIError, APIUnreachable) as e:
             self._metrics_missing(e)
@@ -388,6 +436,8 @@ class KubernetesBackend(BackendOptions):
             raise SessionFailed(
                 "AlreadyExists", f"{resource} {name} exists and belongs to another owner"
             )
+        if instance_of(existing) != self.instance_name:
+            raise SessionFailed("AlreadyExists", not_ours(resource, name, instance_of(existing)))
         spec_hash = (body["metadata"].get("annotations") or {}).get(SPEC_HASH_ANNOTATION, "")
         if resource == PODS and (
             podstate.is_terminating(existing) or outcome.why_replace(existing, spec_hash=spec_hash)

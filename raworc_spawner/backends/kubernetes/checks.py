@@ -26,8 +26,8 @@ from raworc_spawner.backends.base import SessionSpec
 from raworc_spawner.backends.kubernetes import profiles as pc
 from raworc_spawner.backends.kubernetes.naming import (
     ANNOTATION_PREFIX,
-    CONTRACT_LABELS,
     MAIN_CONTAINER,
+    RESERVED_LABELS,
     TMP_PATH,
     TMP_VOLUME,
     WORKSPACE_PATH,
@@ -111,7 +111,7 @@ def _server_pod_labels(setting: str, value: Any) -> dict[str, str]:
 def _extra_labels(setting: str, value: Any) -> dict[str, str]:
     labels = pc.check_labels(setting, value)
     for key in labels:
-        if key in CONTRACT_LABELS:
+        if key in RESERVED_LABELS:
             raise InvalidConfig(f"{setting}[{key!r}]", key, "not a contract label")
     return labels
 

@@ -41,6 +41,7 @@ _RESOURCES: dict[str, tuple[type[Any], str]] = {
     "networkpolicies": (k8s.NetworkingV1Api, "namespaced_network_policy"),
     "leases": (k8s.CoordinationV1Api, "namespaced_lease"),
 }
+MERGE_PATCH = "application/merge-patch+json"
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -117,6 +118,17 @@ class KubeClient:
     ) -> dict[str, Any]:
         """PUT an object (409 Conflict when ``body``'s resourceVersion is stale)."""
         return await self._json(self._method(resource, "replace"), name, namespace, body)
+
+    async def patch(
+        self, resource: str, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """PATCH an object with a JSON merge patch (RFC 7386); returns the stored object.
+
+        A ``metadata.resourceVersion`` in ``body`` makes the patch conditional: 409 Conflict
+        when the object changed since.
+        """
+        method = self._method(resource, "patch")
+        return await self._json(method, name, namespace, body, _content_type=MERGE_PATCH)
 
     async def delete(
         self,

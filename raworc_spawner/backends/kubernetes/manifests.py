@@ -111,8 +111,10 @@ class ManifestRenderer:
     bad one.
     """
 
-    def __init__(self, settings: KubernetesSettings) -> None:
+    def __init__(self, settings: KubernetesSettings, *, instance_name: str = "raworc") -> None:
         self.settings = settings
+        #: The owner instance every rendered session object names (label and annotation).
+        self.instance_name = instance_name
         self.environment = _environment(settings.template_dir)
         self.check_templates()
 
@@ -223,14 +225,23 @@ class ManifestRenderer:
         }
 
     def _labels(self, spec: SessionSpec) -> dict[str, str]:
-        return {**naming.session_labels(spec.session_id, spec.name), **self.settings.extra_labels}
+        return {
+            **naming.session_labels(spec.session_id, spec.name),
+            naming.INSTANCE_LABEL: self.instance_name,
+            **self.settings.extra_labels,  # never a reserved label (KubernetesSettings checks)
+        }
 
     def _annotations(self, spec: SessionSpec) -> dict[str, str]:
+        """What it takes to rebuild the session's record, with the owner instance."""
         annotations = {
             naming.SESSION_NAME_ANNOTATION: spec.name,
             naming.OWNER_ANNOTATION: spec.owner,
-            **self.settings.extra_annotations,
+            naming.NAMESPACE_ANNOTATION: spec.namespace,
+            naming.INSTANCE_ANNOTATION: self.instance_name,
+            **self.settings.extra_annotations,  # never under raworc.dev/ (checked)
         }
+        if spec.created_at is not None:
+            annotations[naming.CREATED_AT_ANNOTATION] = naming.annotation_time(spec.created_at)
         profile = self.settings.profile_name(spec)
         if profile:
             annotations[naming.PROFILE_ANNOTATION] = profile

@@ -12,6 +12,7 @@ text, so its label is sanitized (:func:`label_value`) and the raw name kept in a
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import unicodedata
@@ -26,11 +27,18 @@ CONTRACT_LABELS = (APP_LABEL, COMPONENT_LABEL, SESSION_ID_LABEL, SESSION_NAME_LA
 APP = "raworc"
 COMPONENT = "session"
 SESSION_SELECTOR = f"{APP_LABEL}={APP},{COMPONENT_LABEL}={COMPONENT}"
+#: The owner instance, as a label (to select by) and as an annotation (the same value).
+INSTANCE_LABEL = "raworc.dev/instance"
+INSTANCE_ANNOTATION = "raworc.dev/instance"
+#: Labels the server sets on every session object; settings may not override them.
+RESERVED_LABELS = (*CONTRACT_LABELS, INSTANCE_LABEL)
 
 ANNOTATION_PREFIX = "raworc.dev/"
 SESSION_NAME_ANNOTATION = "raworc.dev/session-name"
 OWNER_ANNOTATION = "raworc.dev/owner"
 PROFILE_ANNOTATION = "raworc.dev/profile"
+NAMESPACE_ANNOTATION = "raworc.dev/namespace"
+CREATED_AT_ANNOTATION = "raworc.dev/created-at"
 CLONED_FROM_ANNOTATION = "raworc.dev/cloned-from"
 SPEC_HASH_ANNOTATION = "raworc.dev/spec-hash"
 
@@ -102,6 +110,44 @@ def session_labels(session_id: str, name: str) -> dict[str, str]:
     }
 
 
+def instance_selector(instance: str) -> str:
+    """The label selector of one instance's session objects.
+
+    >>> instance_selector("raworc-3f9a1c0b2d")
+    'app=raworc,component=session,raworc.dev/instance=raworc-3f9a1c0b2d'
+    """
+    return f"{SESSION_SELECTOR},{INSTANCE_LABEL}={instance}"
+
+
+def foreign_selector(instance: str) -> str:
+    """The label selector of session objects *not* of ``instance``.
+
+    In label-selector semantics ``key!=value`` also matches objects without the key
+    (Kubernetes docs, "Labels and Selectors": equality-based requirements), so this selects
+    other instances' objects and those that name no instance.
+
+    >>> foreign_selector("raworc")
+    'app=raworc,component=session,raworc.dev/instance!=raworc'
+    """
+    return f"{SESSION_SELECTOR},{INSTANCE_LABEL}!={instance}"
+
+
+def unowned_selector() -> str:
+    """The label selector of session objects that name no owner instance (older versions').
+
+    >>> unowned_selector()
+    'app=raworc,component=session,!raworc.dev/instance'
+    """
+    return f"{SESSION_SELECTOR},!{INSTANCE_LABEL}"
+
+
+def instance_of(obj: Mapping[str, Any]) -> str | None:
+    """The owner instance an object's label names (what selection goes by); None without one."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    owner = labels.get(INSTANCE_LABEL)
+    return str(owner) if owner else None
+
+
 def session_id_of(metadata: Any) -> str | None:
     """The session id an object belongs to, from its metadata's labels; None if not a session's.
 
@@ -133,6 +179,36 @@ def session_id_of_name(name: str) -> str | None:
         if name.startswith(prefix):
             return name[len(prefix) :] or None
     return None
+
+
+def annotation_time(moment: dt.datetime) -> str:
+    """``moment`` as RFC 3339 in UTC with ``Z`` (a naive time is taken as UTC).
+
+    Microseconds are kept when there are any, so the record rebuilt from it is the same.
+
+    >>> annotation_time(dt.datetime(2025, 1, 15, 10, 30, tzinfo=dt.UTC))
+    '2025-01-15T10:30:00Z'
+    """
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_annotation_time(text: object) -> dt.datetime | None:
+    """An RFC 3339 time from an annotation, in UTC; None when absent or not a time.
+
+    >>> parse_annotation_time("2025-01-15T10:30:00.5Z")
+    datetime.datetime(2025, 1, 15, 10, 30, 0, 500000, tzinfo=datetime.timezone.utc)
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None  # RFC 3339 requires an offset: a bare time is not one
+    return moment.astimezone(dt.UTC)
 
 
 def _object_name(name: str) -> str:

@@ -197,7 +197,8 @@ class KubernetesSettings(LoggingConfigurable):
 
     extra_labels = _Dict(
         help="""Labels added to session pods and PVCs. The contract labels (app, component,
-        session-id, session-name) cannot be overridden. Empty: none.""",
+        session-id, session-name) and the owner label raworc.dev/instance cannot be
+        overridden. Empty: none.""",
     ).tag(config=True)
 
     extra_annotations = _Dict(
