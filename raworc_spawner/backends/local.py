@@ -4,7 +4,11 @@ This is the embedded default (``KUBERNETES_ENABLED=false``): the product runs on
 cluster. Its stand-ins for the Kubernetes objects:
 
 - the workspace (the PVC) is ``<data dir>/workspaces/<id>``; its ``persistent_volume_id`` is
-  ``pvc-<uuid>``, a UUID made when the directory is first created and kept with it;
+  ``pvc-<uuid>``, a UUID made when the directory is created and kept with it (see
+  :mod:`~raworc_spawner.backends.local_workspace`);
+- the annotations are an owner record per session, ``<data dir>/sessions/<id>.json`` (see
+  :mod:`~raworc_spawner.backends.local_owner`): the owner instance (``instance_name``) and what
+  rebuilds the session's store record (:meth:`LocalBackend.describe`);
 - the compute (the pod) is one process in its own process group, started in the workspace with
   the session's environment; its ``container_id`` is a UUID made at each start, as a pod's UID is.
 
@@ -15,6 +19,9 @@ A restarted server re-adopts running processes from either, so a server killed a
 leaves no process it cannot find and stop. When a session's process exits, what remains of its
 process group goes with it.
 
+Ownership: processes belong to the data directory (the marker key); workspaces belong to the
+instance their owner record names (see :mod:`~raworc_spawner.backends.local_workspace`).
+
 Memory limits use ``RLIMIT_AS`` and are best effort: they cap address space, not resident memory,
 and are not applied on systems without ``resource``.
 """
@@ -22,13 +29,12 @@ and are not applied on systems without ``resource``.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +44,24 @@ from traitlets.config import LoggingConfigurable
 from raworc_spawner.backends.base import (
     ComputeState,
     EventSink,
+    ForeignObject,
+    FoundSession,
     Inventory,
     Placement,
     Profile,
     SessionSpec,
 )
-from raworc_spawner.backends.local_compute import Launch, LocalCompute
+from raworc_spawner.backends.local_compute import Launch, LocalCompute, loopback_for
 from raworc_spawner.backends.local_exec import check_exec_size
 from raworc_spawner.backends.local_ready import until_ready, waiting_for
 from raworc_spawner.backends.local_records import StartRecords
 from raworc_spawner.backends.local_scan import MARKER_VAR, Marker, instance_key
 from raworc_spawner.backends.local_usage import CpuMeter
-from raworc_spawner.backends.localfiles import read_from, read_tail, write_atomic
+from raworc_spawner.backends.local_workspace import Workspaces
+from raworc_spawner.backends.localfiles import log_lines
 from raworc_spawner.backends.procs import SessionProcess
 from raworc_spawner.backends.status import LocalStatus, ProcessStatus, WorkspaceStatus
-from raworc_spawner.errors import InvalidConfig, SessionFailed, ValidationError
+from raworc_spawner.errors import InvalidConfig, ValidationError
 from raworc_spawner.loops import Backoff
 from raworc_spawner.quantity import QUANTITY_HELP, QuantityError, parse_quantity
 
@@ -70,6 +79,13 @@ class LocalBackend(LoggingConfigurable):
     """Runs each session as a local process with a workspace directory."""
 
     name = "local"
+
+    instance_name = Unicode(
+        "raworc",
+        help="""The owner instance this server is: recorded in each session's owner record
+        (``sessions/<id>.json``); sessions whose record names another instance are never
+        touched. Given by the composition root (RaworcApp.instance_name or derived).""",
+    )
 
     data_dir = Unicode(
         "data",
@@ -152,19 +168,27 @@ class LocalBackend(LoggingConfigurable):
         super().__init__(**kwargs)
         self._meter = CpuMeter()
         self._processes: LocalCompute | None = None
+        self._dirs: Workspaces | None = None
 
     @property
     def _compute(self) -> LocalCompute:
         """The session processes (made at first use, once ``data_dir`` is final)."""
         if self._processes is None:
             self._processes = LocalCompute(
-                instance=self.instance,
+                instance=self.marker_key,
                 records=StartRecords(self.root / "run"),
                 log_file=self.log_file,
                 settings=self,
                 log=self.log,
             )
         return self._processes
+
+    @property
+    def _workspaces(self) -> Workspaces:
+        """The workspace directories and owner records (made at first use, like the above)."""
+        if self._dirs is None:
+            self._dirs = Workspaces(self.root, instance_name=self.instance_name)
+        return self._dirs
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -174,16 +198,13 @@ class LocalBackend(LoggingConfigurable):
         return Path(self.data_dir).resolve()
 
     @property
-    def instance(self) -> str:
-        """The key in this data directory's processes' markers."""
+    def marker_key(self) -> str:
+        """The key in this data directory's processes' markers (not the owner instance)."""
         return instance_key(str(self.root))
 
     def workspace(self, session_id: str) -> Path:
         """The workspace directory of a session."""
-        return self.root / "workspaces" / session_id
-
-    def _volume_file(self, session_id: str) -> Path:
-        return self.root / "run" / f"{session_id}.volume"
+        return self._workspaces.path(session_id)
 
     def log_file(self, session_id: str) -> Path:
         """Where a session process's stdout and stderr go."""
@@ -194,7 +215,7 @@ class LocalBackend(LoggingConfigurable):
     async def start(self, sink: EventSink) -> None:
         """Create the directories and re-adopt processes left by a previous server."""
         self._compute.sink = sink
-        for sub in ("workspaces", "run", "logs/sessions"):
+        for sub in ("workspaces", "sessions", "run", "logs/sessions"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.root / "clones", ignore_errors=True)  # copies cut short
         table = await self._compute.scan()
@@ -220,15 +241,19 @@ class LocalBackend(LoggingConfigurable):
                 "profile", f"unknown profile {spec.profile!r}: the local backend has no profiles"
             )
         launch = self._launch(spec, "127.255.255.255")  # the longest address it may get
-        marker = Marker(self.instance, spec.session_id, str(uuid.UUID(int=0)))
+        marker = Marker(self.marker_key, spec.session_id, str(uuid.UUID(int=0)))
         check_exec_size(launch.command, {**launch.env, MARKER_VAR: marker.value()})
 
     async def create(self, spec: SessionSpec) -> Placement:
-        """Create the workspace if needed and start the process if none runs.
+        """Record the owner, create the workspace if needed and start the process if none runs.
 
-        A process that cannot be started is reported by :meth:`wait_ready` (``StartError``).
+        With ``spec.expected_volume`` the workspace must be that volume's: if its directory is
+        gone or holds another volume, ``SessionFailed("WorkspaceLost")`` names both and
+        nothing is created (no directory, no process). A session whose owner record names
+        another instance fails with ``AlreadyExists``. A process that cannot be started is
+        reported by :meth:`wait_ready` (``StartError``).
         """
-        volume_id = await self._ensure_workspace(spec.session_id, clone_from=spec.clone_from)
+        volume_id = await self._workspaces.ensure(spec)
         proc = self._compute.procs.get(spec.session_id)
         if proc is None or proc.stopping:
             if proc is not None:
@@ -262,7 +287,7 @@ class LocalBackend(LoggingConfigurable):
                 if ready and self._compute.procs.get(session_id) is proc and not proc.stopping:
                     self._compute.mark_ready(session_id, proc)
                     await self._usage_baseline(session_id, proc)
-                    return self._placement(proc, self._volume_id(session_id))
+                    return self._placement(proc, self._workspaces.volume_id(session_id))
 
     async def _usage_baseline(self, session_id: str, proc: SessionProcess) -> None:
         """Look at the tree's CPU once at readiness, so usage windows start there."""
@@ -284,12 +309,19 @@ class LocalBackend(LoggingConfigurable):
         self._compute.exits.pop(session_id, None)
 
     async def delete(self, session_id: str) -> None:
-        """Stop the process, then remove the workspace, state and log."""
+        """Stop the process, then remove the workspace, owner record, state and log.
+
+        The only path that removes a workspace. A session whose owner record names another
+        instance is not this server's: nothing is stopped or removed (a warning is logged).
+        """
+        if self._workspaces.is_foreign(session_id):
+            owner = self._workspaces.owner_of(session_id)
+            self.log.warning("session %s belongs to instance %r: not deleted", session_id, owner)
+            return
         await self._compute.stop(session_id)
         self._compute.exits.pop(session_id, None)
-        await asyncio.to_thread(shutil.rmtree, self.workspace(session_id), ignore_errors=True)
-        for path in (self._volume_file(session_id), self.log_file(session_id)):
-            path.unlink(missing_ok=True)
+        await self._workspaces.remove(session_id)
+        self.log_file(session_id).unlink(missing_ok=True)
 
     def compute_state(self, session_id: str) -> ComputeState:
         """Starting, running, stopping, failed or absent, from the in-memory process table."""
@@ -332,7 +364,7 @@ class LocalBackend(LoggingConfigurable):
             workspace=WorkspaceStatus(
                 path=str(workspace),
                 exists=workspace.is_dir(),
-                persistent_volume_id=self._volume_id(session_id),
+                persistent_volume_id=self._workspaces.volume_id(session_id),
             ),
         )
 
@@ -348,48 +380,59 @@ class LocalBackend(LoggingConfigurable):
         """Session id → pid of every session process this server watches (a new dict)."""
         return {session_id: proc.pid for session_id, proc in self._compute.procs.items()}
 
-    async def logs(
+    def logs(
         self, session_id: str, *, tail: int | None = None, follow: bool = False
     ) -> AsyncIterator[str]:
         """Lines of the session's log file; with ``follow`` keep reading while it runs.
 
         Read in bounded chunks: a log of any size streams without being held in memory.
         """
-        path = self.log_file(session_id)
-        offset = 0
-        if tail:
-            offset = path.stat().st_size if path.exists() else 0
-            for line in await asyncio.to_thread(read_tail, path, tail):
-                yield line
-        # A file has no change notification here: poll it, more slowly while it is quiet.
-        backoff = Backoff(initial=0.05, maximum=0.25, jitter=0.0)
-        while True:
-            chunk, offset = await asyncio.to_thread(read_from, path, offset)
-            for line in chunk:
-                yield line
-            if chunk:
-                backoff.reset()
-                continue
-            if not follow or session_id not in self._compute.procs:
-                return
-            await asyncio.sleep(backoff.next())
+        return log_lines(
+            self.log_file(session_id),
+            tail=tail,
+            follow=follow,
+            running=lambda: session_id in self._compute.procs,
+        )
 
     async def inventory(self) -> Inventory:
-        """Sessions with a process, and sessions with a workspace directory.
+        """Sessions with a process, and sessions with a workspace directory: this instance's.
 
         Processes found by their marker and not yet watched (their start was cut short by a
         crash, or another server on this data directory started them) are adopted first.
+        Sessions whose owner record names another instance are left out.
         """
         table = await self._compute.scan()
         for session_id in sorted(table.sessions() - set(self._compute.procs)):
             self._compute.recover(session_id, table)
-        workspaces_dir = self.root / "workspaces"
-        names = (
-            frozenset(p.name for p in workspaces_dir.iterdir() if p.is_dir())
-            if workspaces_dir.is_dir()
-            else frozenset()
+        foreign = self._workspaces.foreign_sessions().keys()
+        return Inventory(
+            compute=frozenset(self._compute.procs) - foreign,
+            workspaces=self._workspaces.names(),
         )
-        return Inventory(compute=frozenset(self._compute.procs), workspaces=names)
+
+    async def describe(self, session_ids: Collection[str]) -> Sequence[FoundSession]:
+        """The sessions among ``session_ids`` rebuilt from their owner records.
+
+        Only records naming this instance, of sessions whose workspace directory or process
+        exists now; workspaces without a record (an older version's) are absent.
+        """
+        return self._workspaces.describe(session_ids, running=self._running())
+
+    async def foreign(self) -> Sequence[ForeignObject]:
+        """Workspaces whose owner record names another instance, and their running processes.
+
+        Usually empty: only a data directory shared by servers of different instances has any.
+        """
+        return self._workspaces.foreign(running=self._running())
+
+    async def claim(self, session_ids: Collection[str]) -> Sequence[str]:
+        """Nothing to claim locally: returns [].
+
+        A workspace without an owner record (an older version's) already counts as this data
+        directory's, and a claim knows only its id, too little for a record; the session's next
+        create writes the record.
+        """
+        return []
 
     async def usage(self, session_ids: Collection[str]) -> Mapping[str, float]:
         """CPU of each session's process tree in millicores, since the previous call.
@@ -420,33 +463,9 @@ class LocalBackend(LoggingConfigurable):
 
     # -- internals: workspace ------------------------------------------------------------------
 
-    async def _ensure_workspace(self, session_id: str, *, clone_from: str | None) -> str:
-        workspace = self.workspace(session_id)
-        if not workspace.is_dir():
-            if clone_from is not None:
-                await asyncio.to_thread(self._clone, clone_from, workspace)
-            else:
-                workspace.mkdir(parents=True)
-        volume_id = self._volume_id(session_id)
-        if volume_id is None:
-            volume_id = f"pvc-{uuid.uuid4()}"
-            write_atomic(self._volume_file(session_id), volume_id)
-        return volume_id
-
-    def _clone(self, clone_from: str, workspace: Path) -> None:
-        """Copy a workspace aside, then move it in place: a crash never leaves half a copy."""
-        source = self.workspace(clone_from)
-        if not source.is_dir():
-            raise SessionFailed("CloneSourceMissing", f"workspace of {clone_from} is gone")
-        partial = self.root / "clones" / f"{workspace.name}-{uuid.uuid4().hex[:8]}"
-        shutil.copytree(source, partial, symlinks=True)
-        os.replace(partial, workspace)
-
-    def _volume_id(self, session_id: str) -> str | None:
-        try:
-            return self._volume_file(session_id).read_text().strip() or None
-        except FileNotFoundError:
-            return None
+    def _running(self) -> dict[str, SessionProcess]:
+        """The processes running now (not being stopped), by session id."""
+        return {sid: proc for sid, proc in self._compute.procs.items() if not proc.stopping}
 
     # -- internals: processes ------------------------------------------------------------------
 
@@ -463,12 +482,7 @@ class LocalBackend(LoggingConfigurable):
         if not self.loopback_per_session:
             return "127.0.0.1"
         taken = {proc.host for sid, proc in self._compute.procs.items() if sid != session_id}
-        digest = hashlib.sha256(session_id.encode()).digest()
-        for i in range(len(digest) - 2):
-            host = f"127.{100 + digest[i] % 100}.{digest[i + 1]}.{1 + digest[i + 2] % 254}"
-            if host not in taken:
-                return host
-        return "127.0.0.1"
+        return loopback_for(session_id, taken=taken)
 
     def _env(self, spec: SessionSpec, host: str) -> dict[str, str]:
         """The session's environment (its process also gets its marker, RAWORC_COMPUTE_ID)."""

@@ -10,6 +10,7 @@ start, a start nobody recorded) is stopped, never left running unowned.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import signal
 import uuid
@@ -44,6 +45,19 @@ from raworc_spawner.loops import BackgroundTasks
 
 #: The most characters of a process's last output that go into its exit message.
 MAX_OUTPUT_CHARS = 4000
+
+
+def loopback_for(session_id: str, *, taken: set[str]) -> str:
+    """A loopback address derived from the session id, not among ``taken``.
+
+    Stable across restarts (a hash of the id); 127.0.0.1 when every candidate is taken.
+    """
+    digest = hashlib.sha256(session_id.encode()).digest()
+    for i in range(len(digest) - 2):
+        host = f"127.{100 + digest[i] % 100}.{digest[i + 1]}.{1 + digest[i + 2] % 254}"
+        if host not in taken:
+            return host
+    return "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,12 @@ may make the server read more than a few MiB at once.
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+
+from raworc_spawner.loops import Backoff
 
 #: The most bytes one read of a log returns (whole lines when the chunk holds a newline).
 CHUNK_BYTES = 1024 * 1024
@@ -15,11 +19,21 @@ CHUNK_BYTES = 1024 * 1024
 TAIL_BYTES = 4 * 1024 * 1024
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` at once (a reader sees the old or the new, never half)."""
+def write_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``text`` at once (a reader sees the old or the new, never half).
+
+    ``mode`` (e.g. ``0o600``) is set on the new file before it takes ``path``'s place, so the
+    content is never readable with wider permissions; None leaves the umask's default.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
+    if mode is None:
+        tmp.write_text(text)
+    else:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), mode)  # a leftover temporary file keeps its old mode
+            f.write(text)
     os.replace(tmp, path)
 
 
@@ -64,3 +78,31 @@ def last_output(path: Path, *, lines: int, max_chars: int) -> str:
     """The last ``lines`` lines of a log, at most ``max_chars`` characters (the end kept)."""
     text = "".join(read_tail(path, lines)).strip()
     return text if len(text) <= max_chars else "…" + text[-max_chars:]
+
+
+async def log_lines(
+    path: Path, *, tail: int | None, follow: bool, running: Callable[[], bool]
+) -> AsyncIterator[str]:
+    """The lines of a log (its last ``tail`` ones first, when given); with ``follow`` it goes
+    on reading what is written while ``running()`` is true.
+
+    Read in bounded chunks (see :func:`read_from`): a log of any size streams without being
+    held in memory.
+    """
+    offset = 0
+    if tail:
+        offset = path.stat().st_size if path.exists() else 0
+        for line in await asyncio.to_thread(read_tail, path, tail):
+            yield line
+    # A file has no change notification here: poll it, more slowly while it is quiet.
+    backoff = Backoff(initial=0.05, maximum=0.25, jitter=0.0)
+    while True:
+        chunk, offset = await asyncio.to_thread(read_from, path, offset)
+        for line in chunk:
+            yield line
+        if chunk:
+            backoff.reset()
+            continue
+        if not follow or not running():
+            return
+        await asyncio.sleep(backoff.next())
