@@ -54,6 +54,23 @@ class Conflict(SessionError):
     code = "conflict"
 
 
+class BackendMismatch(Conflict):
+    """The session's workspace and compute are on another backend than this server's."""
+
+    code = "backend_mismatch"
+
+    def __init__(self, session_id: str, *, recorded: str, running: str, action: str) -> None:
+        super().__init__(
+            f"cannot {action} session {session_id}: its workspace and compute are on the "
+            f"{recorded!r} backend and this server runs {running!r}. Use a server on the "
+            f"{recorded!r} backend, or resume it here with a new, empty workspace "
+            '(PUT /api/v0/sessions/{id}/state {"state": "ready", "new_workspace": true}; '
+            f"the old workspace stays on {recorded!r})".replace("{id}", session_id)
+        )
+        self.session_id = session_id
+        self.recorded = recorded
+
+
 class ValidationError(SessionError):
     """A field of a request has a value that is not allowed."""
 

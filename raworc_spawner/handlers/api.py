@@ -13,6 +13,7 @@ from raworc_spawner.sessions.requests import (
     parse_states,
     parse_update,
 )
+from raworc_spawner.sessions.spec import SpecOverrides
 
 API = "/api/v0"
 MAX_PAGE_SIZE = 500
@@ -69,13 +70,20 @@ class SessionHandler(ApiHandler):
 
 
 class SessionStateHandler(ApiHandler):
-    """``PUT {"state": "idle"|"ready"|"busy"}``: pause, resume, or an agent's busy flag."""
+    """``PUT {"state": "idle"|"ready"|"busy"}``: pause, resume, or an agent's busy flag.
+
+    ``"new_workspace": true`` with ``ready`` resumes on a new, empty workspace when the old one
+    is lost (``WorkspaceLost``) or on another backend.
+    """
 
     async def put(self, raw_id: str) -> None:
         """Move the session to the requested state."""
         session_id = checked_session_id(raw_id)
-        target = parse_state(self.json_body())
-        session = await self.manager.set_state(self.principal, session_id, target)
+        request = parse_state(self.json_body())
+        overrides = SpecOverrides(new_workspace=request.new_workspace)
+        session = await self.manager.set_state(
+            self.principal, session_id, request.state, overrides=overrides
+        )
         self.write_json(session.to_dict())
 
 

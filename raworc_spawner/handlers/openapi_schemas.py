@@ -91,6 +91,11 @@ SESSION = obj(
         "terminated_at": TIMESTAMP,
         "termination_reason": NULLABLE_STRING,
         "error": {**NULLABLE_STRING, "description": "Human-readable cause of the error state."},
+        "backend": {
+            **NULLABLE_STRING,
+            "description": "The backend the session's workspace and compute are on "
+            "(kubernetes, local).",
+        },
     }
 )
 
@@ -176,7 +181,18 @@ SCHEMAS: dict[str, Schema] = {
         required=[],
     ),
     "StateChange": obj(
-        {"state": {"type": "string", "enum": [state.value for state in requests.SETTABLE_STATES]}}
+        {
+            "state": {
+                "type": "string",
+                "enum": [state.value for state in requests.SETTABLE_STATES],
+            },
+            "new_workspace": {
+                "type": "boolean",
+                "description": "With state ready: resume on a new, empty workspace when the "
+                "old one is lost (WorkspaceLost) or on another backend. Default false.",
+            },
+        },
+        required=["state"],
     ),
     "Error": ERROR,
     "Health": obj(

@@ -30,6 +30,7 @@ from traitlets import observe
 from raworc_spawner.backends.base import Backend, BackendEvent
 from raworc_spawner.errors import (
     BackendError,
+    BackendMismatch,
     InvalidTransition,
     SessionFailed,
 )
@@ -163,6 +164,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             profile=request.profile,
             waiting_timeout_seconds=request.waiting_timeout_seconds,
             parent_session_id=overrides.clone_from,
+            backend=self._backend.name,
         )
         spec = build_spec(session, overrides)
         self._backend.validate(spec)
@@ -222,7 +224,9 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         """Pause (``idle``), resume (``ready``) or mark busy/ready for an agent (``busy``).
 
         Asking for the state the session is already in is a no-op (a pause of an idle session,
-        a busy report of a busy one), so clients may repeat themselves.
+        a busy report of a busy one), so clients may repeat themselves. A resume with
+        ``overrides.new_workspace`` accepts a new, empty workspace in place of a lost one, or
+        of one on another backend (:class:`BackendMismatch` otherwise).
         """
         target = SessionState(target)
         async with self._runtimes.lock(session_id):
@@ -230,6 +234,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             if target == session.state and target in (S.IDLE, S.BUSY):
                 return session
             if target == S.IDLE:
+                self._require_here(session, "pause")
                 return await self._pause(session, K.PAUSED, "Paused", "paused on request")
             if target == S.BUSY or (target == S.READY and session.state == S.BUSY):
                 return await self._writer.transition(
@@ -238,11 +243,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             if target == S.READY and session.state in (S.READY, S.INIT):
                 return session
             if target == S.READY:
-                check_transition(session.state, S.INIT)
-                session = await self._writer.transition(
-                    session, S.INIT, K.RESUMING, "resuming", error=None, termination_reason=None
-                )
-                return await self._start_compute(session, overrides)
+                return await self._resume(session, overrides)
             raise InvalidTransition(f"cannot set state {target!r}")
 
     async def pause(self, principal: Principal, session_id: str, *, reason: str) -> Session:
@@ -251,6 +252,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             session = await self.get(principal, session_id)
             if session.state == S.IDLE:
                 return session
+            self._require_here(session, "pause")
             return await self._pause(session, K.PAUSED, reason, f"paused: {reason}")
 
     async def pause_if(
@@ -278,6 +280,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         began = time.monotonic()
         async with self._runtimes.lock(session_id):
             session = await self.get(principal, session_id)
+            self._require_here(session, "delete")
             self._runtimes.cancel_waiter(session_id)
             if session.state != S.DELETING:
                 session = await self._writer.transition(session, S.DELETING, K.DELETING, "deleting")
@@ -369,6 +372,51 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             return await self._start_compute(session, NO_OVERRIDES)
 
     # -- internals ----------------------------------------------------------------------------
+
+    def runs_here(self, session: Session) -> bool:
+        """Whether the session is on this server's backend (records older than the field are)."""
+        return session.backend in (None, self._backend.name)
+
+    def _require_here(self, session: Session, action: str) -> None:
+        if not self.runs_here(session):
+            raise BackendMismatch(
+                session.id,
+                recorded=str(session.backend),
+                running=self._backend.name,
+                action=action,
+            )
+
+    async def _resume(self, session: Session, overrides: SpecOverrides) -> Session:
+        """idle/error → init, then create compute (on the recorded workspace unless renewed)."""
+        check_transition(session.state, S.INIT)
+        if not overrides.new_workspace:
+            self._require_here(session, "resume")
+            session = await self._writer.transition(
+                session, S.INIT, K.RESUMING, "resuming", error=None, termination_reason=None
+            )
+            return await self._start_compute(session, overrides)
+        here = self._backend.name
+        old = session.persistent_volume_id or "none recorded"
+        if self.runs_here(session):
+            message = f"resuming with a new workspace if the old one ({old}) is gone"
+        else:
+            message = (
+                f"resuming on the {here} backend with a new, empty workspace (the old one, "
+                f"{old}, stays on the {session.backend} backend)"
+            )
+        session = await self._writer.transition(
+            session,
+            S.INIT,
+            K.RESUMING,
+            message,
+            reason="NewWorkspace",
+            error=None,
+            termination_reason=None,
+            backend=here,
+            persistent_volume_id=None,
+            container_id=None,
+        )
+        return await self._start_compute(session, overrides)
 
     async def _start_compute(self, session: Session, overrides: SpecOverrides) -> Session:
         try:

@@ -8,10 +8,18 @@ Runs at start-up (after a crash or a kill -9 anything may be half done) and peri
 - a record in ``init`` whose compute exists is watched until ready again, unless at start-up its
   workspace is missing (the create was cut short between the two): then it is treated as lost
   compute, since that compute could never start;
-- compute without a record is an orphan: stopped after a grace period, or kept (policy);
-- a workspace without a record is reported (log, ``raworc_orphaned_workspaces``,
+- a workspace or compute of this instance without a record is re-adopted: its record is
+  rebuilt from what the objects carry (an ``adopted`` event), so a server whose store was lost
+  or reset finds its sessions again instead of removing them;
+- compute that cannot be described is an orphan: stopped after a grace period, or kept
+  (policy); such a workspace is reported (log, ``raworc_orphaned_workspaces``,
   ``raworc-spawner cleanup``) and never deleted here: workspaces are the users' data, and only
-  an explicit delete or the retention policy removes one.
+  an explicit delete or the retention policy removes one;
+- sessions recorded on another backend (before a switch of ``KUBERNETES_ENABLED``) are left
+  alone: this server cannot see their compute, and must not mistake it for lost.
+
+The first pass also claims objects that name no owner instance (made before owners were
+recorded) for the sessions the store has records of.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ from raworc_spawner.sessions.manager import SYSTEM, SessionManager
 from raworc_spawner.sessions.model import Session, SessionState
 
 S = SessionState
+#: Seconds the first pass waits for claimed objects to reach the backend's caches.
+CLAIM_WAIT_SECONDS = 10.0
 
 
 class Reconciler(LoggingConfigurable):
@@ -73,6 +83,7 @@ class Reconciler(LoggingConfigurable):
         self._reported: set[str] = set()
         self._loop: PeriodicTask | None = None
         self._first: asyncio.Task[object] | None = None
+        self._claimed = False
 
     async def start(self) -> None:
         """Reconcile once now (waiting at most ``startup_wait_seconds``), then periodically."""
@@ -109,12 +120,15 @@ class Reconciler(LoggingConfigurable):
     async def reconcile(self, *, startup: bool = False) -> dict[str, list[str]]:
         """One pass; returns what it did, by action, for logs and the CLI."""
         actions: dict[str, list[str]] = {}
+        claiming = not self._claimed
         known: set[str] = set()
         cursor: str | None = None
         # Only at start-up is no create in flight here, so a missing workspace means a cut one.
         workspaces = (await self.manager.inventory()).workspaces if startup else None
         while True:
             page = await self.manager.list(SYSTEM, limit=200, cursor=cursor)
+            if claiming and (claimed := await self._claim_unowned(page.items)):
+                actions.setdefault("claimed", []).extend(claimed)
             for session in page.items:
                 known.add(session.id)
                 action = await self._reconcile_session(session, workspaces)
@@ -123,8 +137,12 @@ class Reconciler(LoggingConfigurable):
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
-        for orphan in await self._orphans(known, startup=startup):
-            actions.setdefault("orphan compute stopped", []).append(orphan)
+        self._claimed = True
+        adopted, orphans = await self._orphans(known, startup=startup)
+        if adopted:
+            actions["adopted"] = adopted
+        if orphans:
+            actions["orphan compute stopped"] = orphans
         if actions:
             self.log.info("reconciled: %s", {k: len(v) for k, v in actions.items()})
         return actions
@@ -141,7 +159,7 @@ class Reconciler(LoggingConfigurable):
     async def _reconcile_one(
         self, session: Session, workspaces: frozenset[str] | None
     ) -> str | None:
-        if not self.manager.handles(session):
+        if not self.manager.handles(session) or not self.manager.runs_here(session):
             return None
         compute = self.manager.compute_state(session.id)
         if session.state == S.DELETING:
@@ -166,11 +184,33 @@ class Reconciler(LoggingConfigurable):
         await self.manager.compute_lost(session.id, "compute is gone (found at reconciliation)")
         return f"compute lost ({self.manager.lost_compute_policy})"
 
-    async def _orphans(self, known: set[str], *, startup: bool) -> list[str]:
+    async def _claim_unowned(self, sessions: list[Session]) -> list[str]:
+        """Claim unowned objects of recorded sessions; wait (briefly) until the caches have them."""
+        inventory = await self.manager.inventory()
+        have = inventory.compute | inventory.workspaces
+        missing = [s.id for s in sessions if s.id not in have and self.manager.runs_here(s)]
+        claimed = list(await self.manager.claim(missing))
+        if claimed:
+            self.log.warning(
+                "claimed the objects of %d sessions that named no owner instance (made by an "
+                "older version)",
+                len(claimed),
+            )
+            deadline = time.monotonic() + CLAIM_WAIT_SECONDS
+            while time.monotonic() < deadline:
+                seen = await self.manager.inventory()
+                if set(claimed) <= seen.compute | seen.workspaces:
+                    break
+                await asyncio.sleep(0.05)
+        return claimed
+
+    async def _orphans(self, known: set[str], *, startup: bool) -> tuple[list[str], list[str]]:
         inventory = await self.manager.inventory()
         unknown = [o for o in sorted(inventory.compute | inventory.workspaces) if o not in known]
         # A session may have been created after the listing above: check the record again.
         unknown = [o for o in unknown if await self.manager.fresh(o) is None]
+        adopted = await self._adopt(unknown)
+        unknown = [o for o in unknown if o not in adopted]
         workspaces = [o for o in unknown if o in inventory.workspaces]
         metrics.ORPHANED_WORKSPACES.set(len(workspaces))
         for orphan in workspaces:
@@ -181,9 +221,31 @@ class Reconciler(LoggingConfigurable):
                     orphan,
                 )
         self._reported = set(workspaces)
-        return await self._stop_orphan_compute(
+        stopped = await self._stop_orphan_compute(
             [o for o in unknown if o in inventory.compute], startup=startup
         )
+        return adopted, stopped
+
+    async def _adopt(self, unknown: list[str]) -> list[str]:
+        """Rebuild the records of unknown sessions whose objects carry enough to do so."""
+        adopted: list[str] = []
+        for found in await self.manager.describe(unknown):
+            try:
+                session = await self.manager.adopt(found)
+            except RaworcError as e:
+                self.log.warning("could not re-adopt session %s: %s", found.session_id, e)
+                continue
+            if session is not None:
+                self.log.warning(
+                    "re-adopted session %s (%r of %s, %s) from its objects: the store had no "
+                    "record of it",
+                    session.id,
+                    session.name,
+                    session.owner,
+                    session.state,
+                )
+                adopted.append(session.id)
+        return adopted
 
     async def _stop_orphan_compute(self, orphans: list[str], *, startup: bool) -> list[str]:
         now = time.monotonic()

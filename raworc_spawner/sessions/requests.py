@@ -186,8 +186,15 @@ def _state(value: object) -> SessionState:
     raise Refused(f"must be one of {', '.join(SETTABLE_STATES)}; got {value!r}")
 
 
-#: The one field of a state-change body.
-STATE_CHECKS: Mapping[str, Check] = {"state": _state}
+def _flag(value: object) -> bool:
+    """A JSON boolean."""
+    if isinstance(value, bool):
+        return value
+    raise Refused(f"must be true or false; got {_type(value)} {str(value)[:40]!r}")
+
+
+#: The fields of a state-change body.
+STATE_CHECKS: Mapping[str, Check] = {"state": _state, "new_workspace": _flag}
 
 
 def check_fields(
@@ -254,11 +261,25 @@ def parse_remix(body: object) -> dict[str, Any]:
     return check_fields(body, CREATE_FIELDS)
 
 
-def parse_state(body: object) -> SessionState:
-    """Validate a state-change body ``{"state": "ready"|"idle"|"busy"}``."""
+@dataclass(frozen=True, slots=True)
+class StateRequest:
+    """A validated state change: the target, and for a resume whether a new workspace is fine."""
+
+    state: SessionState
+    new_workspace: bool = False
+
+
+def parse_state(body: object) -> StateRequest:
+    """Validate ``{"state": "ready"|"idle"|"busy", "new_workspace": bool}`` (the flag optional).
+
+    ``new_workspace`` is only meaningful with ``ready``: with another state it is refused.
+    """
     given = check_fields(body, STATE_CHECKS.keys(), checks=STATE_CHECKS)
     state: SessionState = given["state"] if "state" in given else check_field("state", None)
-    return state
+    new_workspace = bool(given.get("new_workspace", False))
+    if new_workspace and state != SessionState.READY:
+        raise FieldErrors([("new_workspace", f"only with state 'ready', not {state.value!r}")])
+    return StateRequest(state, new_workspace)
 
 
 def parse_states(values: Sequence[str]) -> list[SessionState] | None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from raworc_spawner.backends.base import Backend, Inventory
+from raworc_spawner.backends.base import Backend, ForeignObject, FoundSession, Inventory
+from raworc_spawner.errors import Conflict
 from raworc_spawner.sessions.activity import ActivityTracker
 from raworc_spawner.sessions.cache import SessionCache
 from raworc_spawner.sessions.model import Session, SessionState, utcnow
 from raworc_spawner.sessions.ports import EventList, SessionList, Store
+from raworc_spawner.sessions.readiness import ReadinessWatcher
 from raworc_spawner.sessions.runtime import Runtimes
+from raworc_spawner.sessions.writer import SessionWriter
 
 
 class SessionUpkeep:
@@ -21,6 +24,8 @@ class SessionUpkeep:
     _cache: SessionCache
     _runtimes: Runtimes
     _activity: ActivityTracker
+    _writer: SessionWriter
+    _readiness: ReadinessWatcher
     max_events_per_session: int
     default_waiting_timeout_seconds: int
 
@@ -72,3 +77,57 @@ class SessionUpkeep:
             await self._backend.pause(session_id)
         self._runtimes.drop(session_id)
         return True
+
+    async def describe(self, session_ids: Collection[str]) -> Sequence[FoundSession]:
+        """The backend's description of these sessions, from their objects (for re-adoption)."""
+        if not session_ids:
+            return ()
+        return await self._backend.describe(session_ids)
+
+    async def foreign(self) -> Sequence[ForeignObject]:
+        """Objects with the session labels that belong to another instance (never touched)."""
+        return await self._backend.foreign()
+
+    async def claim(self, session_ids: Collection[str]) -> Sequence[str]:
+        """Make objects that name no owner instance this instance's, for these recorded ids."""
+        if not session_ids:
+            return ()
+        return await self._backend.claim(session_ids)
+
+    async def adopt(self, found: FoundSession) -> Session | None:
+        """Rebuild the record of a session whose objects this instance has but its store lacks.
+
+        The session comes back ``idle`` (workspace only) or ``init`` (compute exists: it is
+        watched until ready), with an ``adopted`` event. None when a record exists meanwhile.
+        """
+        async with self._runtimes.lock(found.session_id):
+            if await self._cache.reload(found.session_id) is not None:
+                return None
+            state = SessionState.INIT if found.has_compute else SessionState.IDLE
+            session = Session(
+                id=found.session_id,
+                name=found.name,
+                owner=found.owner,
+                namespace=found.namespace,
+                profile=found.profile,
+                state=state,
+                container_id=found.container_id,
+                persistent_volume_id=found.persistent_volume_id,
+                parent_session_id=found.parent_session_id,
+                created_at=found.created_at or utcnow(),
+                terminated_at=None if found.has_compute else utcnow(),
+                termination_reason=None if found.has_compute else "Adopted",
+                backend=self._backend.name,
+            )
+            where = found.persistent_volume_id or "its compute"
+            message = (
+                f"record rebuilt from the {self._backend.name} backend's objects "
+                f"(workspace {where}): the store had none"
+            )
+            try:
+                session = await self._writer.adopt(session, message)
+            except Conflict:
+                return None  # another replica adopted it first
+            if found.has_compute:
+                self._readiness.watch(session.id)
+            return session

@@ -51,6 +51,16 @@ class SessionWriter:
         self._bus.publish(stored)
         return session
 
+    async def adopt(self, session: Session, message: str) -> Session:
+        """Record a session rebuilt from the backend's objects, in its state, with ``adopted``."""
+        event = SessionEvent(
+            session.id, 0, EventKind.ADOPTED, message, state=session.state, reason="Adopted"
+        )
+        session, stored = await self._store.insert_and_record(session, event, keep=self.keep_events)
+        self._cache.remember(session)
+        self._bus.publish(stored)
+        return session
+
     async def transition(
         self,
         session: Session,

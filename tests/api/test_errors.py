@@ -169,10 +169,17 @@ def test_a_create_body_without_a_namespace_leaves_it_to_the_server_default() -> 
 
 
 def test_a_state_change_parses_into_a_session_state() -> None:
-    assert parse_state({"state": "idle"}) is SessionState.IDLE
+    assert parse_state({"state": "idle"}).state is SessionState.IDLE
+    assert parse_state({"state": "ready", "new_workspace": True}).new_workspace is True
     with pytest.raises(FieldErrors) as caught:
         parse_state({})
     assert caught.value.message == "state: must be one of ready, idle, busy; got None"
+    with pytest.raises(FieldErrors) as caught:
+        parse_state({"state": "idle", "new_workspace": True})
+    assert caught.value.message == "new_workspace: only with state 'ready', not 'idle'"
+    with pytest.raises(FieldErrors) as caught:
+        parse_state({"state": "ready", "new_workspace": "yes"})
+    assert caught.value.message == "new_workspace: must be true or false; got a string 'yes'"
 
 
 @pytest.mark.asyncio
