@@ -40,6 +40,7 @@ from raworc_spawner.hub.service import (
     service_address,
     service_prefix,
 )
+from raworc_spawner.leadership import LeaderElection
 from raworc_spawner.logs import LogSpecError, configure_logging, parse_log_spec
 from raworc_spawner.sessions.culler import Culler
 from raworc_spawner.sessions.manager import SessionManager
@@ -62,6 +63,7 @@ ENV_SETTINGS: dict[str, tuple[str, str]] = {
     "RAWORC_PORT": ("RaworcApp", "port"),
     "RAWORC_DATA_DIR": ("RaworcApp", "data_dir"),
     "RAWORC_DB_URL": ("RaworcApp", "db_url"),
+    "RAWORC_INSTANCE_NAME": ("RaworcApp", "instance_name"),
     "RAWORC_ADMIN_TOKEN": ("RaworcApp", "admin_token"),
     "RAWORC_LOG": ("RaworcApp", "log_spec"),
     "RAWORC_LOG_FILE": ("RaworcApp", "log_file"),
@@ -84,6 +86,7 @@ class RaworcApp(Application):
         LocalBackend,
         KubernetesBackend,
         KubernetesSettings,
+        LeaderElection,
     ]
 
     aliases = {
@@ -139,6 +142,18 @@ class RaworcApp(Application):
         help="""SQLAlchemy URL of the store (RAWORC_DB_URL), e.g.
         ``postgresql+asyncpg://user:pass@host/db``. Empty means SQLite at
         ``<data_dir>/raworc.sqlite``.""",
+    ).tag(config=True)
+
+    instance_name = Unicode(
+        "",
+        help="""The owner instance this server's sessions belong to (RAWORC_INSTANCE_NAME): every
+        pod and PVC it creates carries it (label and annotation ``raworc.dev/instance``), and
+        it acts only on objects of its own instance; others are listed by ``cleanup`` and
+        ``doctor``, never touched. Replicas of one server share it. Empty (the default) derives
+        ``raworc-<hash>`` from the store's location (without credentials) and the Kubernetes
+        namespace, so a server whose store is reset in place keeps its name and re-adopts its
+        sessions. Set it explicitly when the store moves, and give each deployment on one
+        namespace its own. 1 to 59 characters: letters, digits, ``-``, ``_``, ``.``.""",
     ).tag(config=True)
 
     hub_auth = Bool(
@@ -374,6 +389,7 @@ class RaworcApp(Application):
             # As a hub service the hub's spawner writes these sessions too.
             shared_store=self.hub_auth,
             hub_service=self.hub_auth,
+            instance_name=self.instance_name,
         )
 
     async def start_services(self) -> None:

@@ -110,6 +110,15 @@ class RaworcSpawner(Spawner):
         local processes by ``c.LocalBackend``.""",
     ).tag(config=True)
 
+    instance_name = Unicode(
+        "",
+        help="""The owner instance of this hub's sessions (label and annotation
+        ``raworc.dev/instance`` on their pods and PVCs); the hub acts only on its own
+        instance's objects. Empty (the default) derives it from the store's location and the
+        Kubernetes namespace, as a raworc service on the same store and namespace does: give
+        both the same value if you set one.""",
+    ).tag(config=True)
+
     profile = Unicode(
         "",
         help="""The profile the next start uses, set from ``user_options["profile"]`` (the spawn
@@ -175,7 +184,10 @@ class RaworcSpawner(Spawner):
     async def runtime(self) -> HubRuntime:
         """The hub process's store, backend and session manager (started on first use)."""
         settings = hub_core_settings(
-            data_dir=self.data_dir, db_url=self.db_url, kubernetes_enabled=self.kubernetes_enabled
+            data_dir=self.data_dir,
+            db_url=self.db_url,
+            kubernetes_enabled=self.kubernetes_enabled,
+            instance_name=self.instance_name,
         )
         return await shared_runtime(settings, config=self.config)
 

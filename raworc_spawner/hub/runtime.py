@@ -23,7 +23,9 @@ from raworc_spawner.sessions.manager import SessionManager
 RuntimeSettings = CoreSettings
 
 
-def hub_core_settings(*, data_dir: str, db_url: str, kubernetes_enabled: bool) -> CoreSettings:
+def hub_core_settings(
+    *, data_dir: str, db_url: str, kubernetes_enabled: bool, instance_name: str = ""
+) -> CoreSettings:
     """The core settings of a hub process.
 
     A hub server's command, port and environment live in the hub, not in the record, so the
@@ -39,6 +41,8 @@ def hub_core_settings(*, data_dir: str, db_url: str, kubernetes_enabled: bool) -
         shared_store=True,
         culler=False,
         lost_compute_policy="idle",
+        instance_name=instance_name,
+        role="hub",
     )
 
 

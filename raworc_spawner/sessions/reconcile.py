@@ -85,9 +85,14 @@ class Reconciler(LoggingConfigurable):
         self._first: asyncio.Task[object] | None = None
         self._claimed = False
 
-    async def start(self) -> None:
-        """Reconcile once now (waiting at most ``startup_wait_seconds``), then periodically."""
-        self._first = asyncio.create_task(self.reconcile(startup=True), name="reconcile-startup")
+    async def start(self, *, startup: bool = True) -> None:
+        """Reconcile once now (waiting at most ``startup_wait_seconds``), then periodically.
+
+        ``startup``: no other process has creates in flight (a single server starting), so a
+        missing workspace of an ``init`` session means a cut create and orphans are stopped
+        without grace. A replica elected leader passes False.
+        """
+        self._first = asyncio.create_task(self.reconcile(startup=startup), name="reconcile-startup")
         done, _ = await asyncio.wait({self._first}, timeout=self.startup_wait_seconds)
         if done:
             self._first.result()  # a failure of the start-up pass is the caller's to see

@@ -93,18 +93,24 @@ async def test_sessions_whose_process_died_with_the_server_become_idle(tmp_path:
 
 
 @pytest.mark.asyncio
-async def test_a_process_of_a_deleted_session_never_survives_a_restart(tmp_path: Path) -> None:
+async def test_a_session_whose_record_was_lost_is_re_adopted_at_restart(tmp_path: Path) -> None:
     async with server(tmp_path) as manager:
-        session = await manager.create(ALICE, parse_create({"name": "orphan"}))
+        session = await manager.create(
+            ALICE, parse_create({"name": "orphan", "namespace": "team-a"})
+        )
         await wait_state(manager, session.id, "ready")
         pid = await pid_of(manager, session.id)
         async with behind_its_back(tmp_path) as store:
-            await store.delete(session.id)  # as if the server died mid-delete
+            await store.delete(session.id)  # the store lost it (restored from an old backup)
     async with server(tmp_path) as manager:
-        assert not pid_alive(pid)
-        inventory = await manager.inventory()
-        assert session.id not in inventory.compute  # its process is stopped
-        assert session.id in inventory.workspaces  # its workspace is kept (never by inference)
+        await wait_state(manager, session.id, "ready")
+        adopted = await manager.get(ALICE, session.id)
+        assert (adopted.name, adopted.owner, adopted.namespace) == ("orphan", "alice", "team-a")
+        assert adopted.created_at == session.created_at
+        assert adopted.backend == "local"
+        assert await pid_of(manager, session.id) == pid  # the same process, never restarted
+        events = await manager.events(ALICE, session.id)
+        assert [(e.kind, e.reason) for e in events][:1] == [("adopted", "Adopted")]
 
 
 @pytest.mark.asyncio
