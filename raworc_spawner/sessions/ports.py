@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from raworc_spawner.sessions.model import Session, SessionEvent, SessionState
+from raworc_spawner.store.changes import ChangeFeed, SessionChange
 
 # Aliases: the classes below have a method named ``list``, which shadows the builtin there.
 SessionList = list[Session]
@@ -55,6 +56,21 @@ class Store(Protocol):
     async def retention_candidates(
         self, *, older_than: datetime, state: SessionState = ..., limit: int = 100
     ) -> SessionList: ...
+
+    @property
+    def shared(self) -> bool:
+        """Whether other servers may write this store at the same time (PostgreSQL)."""
+        ...
+
+    def change_feed(
+        self,
+        on_change: Callable[[SessionChange], Awaitable[None]],
+        *,
+        on_resync: Callable[[], Awaitable[None]],
+        keepalive_seconds: float = ...,
+    ) -> ChangeFeed:
+        """Changes other servers make (``start()``/``close()``; delivers nothing on SQLite)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

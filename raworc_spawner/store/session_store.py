@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import os
+import uuid
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -16,13 +17,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from raworc_spawner import errors
+from raworc_spawner.leadership import Elector, SingleElector
 from raworc_spawner.sessions.model import Session, SessionEvent, SessionState
+from raworc_spawner.store.changes import (
+    CHANNEL,
+    ChangeFeed,
+    ChangeListener,
+    NoChanges,
+    OnChange,
+    OnResync,
+    change_payload,
+)
 from raworc_spawner.store.engine import (
     WRITE_OPTION,
     make_engine,
     migrate_to_head,
     parse_url,
 )
+from raworc_spawner.store.leader import AdvisoryLockElector, asyncpg_dsn
 from raworc_spawner.store.queries import (
     activity_anchor,
     check_limit,
@@ -66,6 +78,8 @@ class SessionStore:
         self._engine: AsyncEngine | None = None
         self._writer: AsyncEngine | None = None
         self._write_lock = asyncio.Lock()
+        #: This store object's random id: the origin of the changes it notifies (PostgreSQL).
+        self.origin = uuid.uuid4().hex[:16]
 
     @classmethod
     def sqlite_in(cls, data_dir: str | os.PathLike[str]) -> SessionStore:
@@ -81,6 +95,44 @@ class SessionStore:
 
     def __repr__(self) -> str:
         return f"SessionStore({self.url!r})"
+
+    @property
+    def shared(self) -> bool:
+        """Whether several servers may use this store at once (PostgreSQL; not SQLite)."""
+        return not self._is_sqlite
+
+    def change_feed(
+        self, on_change: OnChange, *, on_resync: OnResync, keepalive_seconds: float = 10.0
+    ) -> ChangeFeed:
+        """A feed of the changes other servers make to this store (see ``store/changes.py``).
+
+        On PostgreSQL a :class:`~raworc_spawner.store.changes.ChangeListener` (not started);
+        on SQLite a feed that never delivers anything (one process per file).
+        """
+        if self._is_sqlite:
+            return NoChanges()
+        return ChangeListener(
+            asyncpg_dsn(self._url),
+            origin=self.origin,
+            on_change=on_change,
+            on_resync=on_resync,
+            keepalive_seconds=keepalive_seconds,
+        )
+
+    def elector(
+        self, *, name: str, identity: str, lease_seconds: float, attempt_timeout: float = 1.5
+    ) -> Elector:
+        """A leader-election lock in this store: a PostgreSQL advisory lock keyed by ``name``,
+        or, on SQLite (one process), an elector that always wins."""
+        if self._is_sqlite:
+            return SingleElector(identity)
+        return AdvisoryLockElector(
+            self._url,
+            name=name,
+            identity=identity,
+            lease_seconds=lease_seconds,
+            attempt_timeout=attempt_timeout,
+        )
 
     async def open(self) -> None:
         """Connect and migrate the schema to the newest revision; a no-op if already open.
@@ -110,7 +162,9 @@ class SessionStore:
         """
         try:
             async with self._write() as conn:
-                return await self._insert_in(conn, session)
+                stored = await self._insert_in(conn, session)
+                await self._notify(conn, session.id, seq=None)
+                return stored
         except IntegrityError as e:
             raise errors.Conflict(f"a session with id {session.id} already exists") from e
 
@@ -134,7 +188,9 @@ class SessionStore:
                 if owner_limit is not None:
                     await self._check_owner_limit(conn, session.owner, owner_limit)
                 stored = await self._insert_in(conn, session)
-                return stored, await self._add_event_in(conn, event, keep)
+                recorded = await self._add_event_in(conn, event, keep)
+                await self._notify(conn, session.id, seq=recorded.seq)
+                return stored, recorded
         except IntegrityError as e:
             raise errors.Conflict(f"a session with id {session.id} already exists") from e
 
@@ -167,7 +223,9 @@ class SessionStore:
         :class:`~raworc_spawner.errors.SessionNotFound` if the row is gone.
         """
         async with self._write() as conn:
-            return await self._update_in(conn, session)
+            stored = await self._update_in(conn, session)
+            await self._notify(conn, session.id, seq=None)
+            return stored
 
     async def update_and_record(
         self, session: Session, event: SessionEvent, *, keep: int = 200
@@ -175,7 +233,9 @@ class SessionStore:
         """:meth:`update` and :meth:`add_event` in one transaction (one write, not two)."""
         async with self._write() as conn:
             stored = await self._update_in(conn, session)
-            return stored, await self._add_event_in(conn, event, keep)
+            recorded = await self._add_event_in(conn, event, keep)
+            await self._notify(conn, session.id, seq=recorded.seq)
+            return stored, recorded
 
     async def _update_in(self, conn: AsyncConnection, session: Session) -> Session:
         values = session_values(session)
@@ -203,6 +263,8 @@ class SessionStore:
         """Remove the session and its events; ``True`` if it existed."""
         async with self._write() as conn:
             result = await conn.execute(sa.delete(sessions_table).where(_S.id == session_id))
+            if result.rowcount:
+                await self._notify(conn, session_id, seq=None, deleted=True)
         return bool(result.rowcount)
 
     async def list(
@@ -268,7 +330,9 @@ class SessionStore:
         Raises :class:`~raworc_spawner.errors.SessionNotFound` for an unknown session.
         """
         async with self._write() as conn:
-            return await self._add_event_in(conn, event, keep)
+            recorded = await self._add_event_in(conn, event, keep)
+            await self._notify(conn, event.session_id, seq=recorded.seq)
+            return recorded
 
     async def _add_event_in(
         self, conn: AsyncConnection, event: SessionEvent, keep: int
@@ -375,6 +439,19 @@ class SessionStore:
         )
         async with self._read() as conn:
             return [row_to_session(row) for row in await conn.execute(stmt)]
+
+    async def _notify(
+        self, conn: AsyncConnection, session_id: str, *, seq: int | None, deleted: bool = False
+    ) -> None:
+        """Tell the other servers on this PostgreSQL store, when (and if) the write commits.
+
+        Activity (:meth:`touch`) is not notified: it changes no state, and every write keeps
+        the later ``last_activity_at`` anyway.
+        """
+        if self._is_sqlite:
+            return
+        payload = change_payload(self.origin, session_id, seq=seq, deleted=deleted)
+        await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, payload)))
 
     # -- connections ---------------------------------------------------------------------------
 
