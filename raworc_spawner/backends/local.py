@@ -89,9 +89,10 @@ class LocalBackend(LoggingConfigurable):
 
     data_dir = Unicode(
         "data",
-        help="""Directory holding workspaces (``workspaces/<id>``), process state (``run/``) and
-        session logs (``logs/sessions/``). Relative paths are resolved against the working
-        directory. Normally set by RaworcApp.data_dir.""",
+        help="""Directory holding workspaces (``workspaces/<id>``), their owner records
+        (``sessions/<id>.json``, mode 0600), process state (``run/``) and session logs
+        (``logs/sessions/``). Relative paths are resolved against the working directory.
+        Normally set by RaworcApp.data_dir.""",
     ).tag(config=True)
 
     command = List(
