@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import copy
 import datetime as dt
+import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,12 +21,13 @@ from typing import Any
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from kubesim import KubeSim
+from kubesim import KubeSim, KubeSimConfig
 from raworc_spawner.backends.base import BackendEvent, BackendEventKind, SessionSpec
 from raworc_spawner.backends.kubernetes.backend import KubernetesBackend
 from tests.k8s_backend.conftest import backend_config
 
 NS = "raworc-sessions"
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 Obj = dict[str, Any]
 
 
@@ -57,9 +60,13 @@ class Recorder:
 
 
 @asynccontextmanager
-async def started_backend(sim: KubeSim, **settings: Any) -> AsyncIterator[tuple[Any, Recorder]]:
-    """A KubernetesBackend on ``sim`` (test timings plus ``settings``), started and recording."""
-    backend = KubernetesBackend(config=backend_config(sim, **settings))
+async def started_backend(
+    sim: KubeSim, *, instance_name: str = "raworc", **settings: Any
+) -> AsyncIterator[tuple[Any, Recorder]]:
+    """A KubernetesBackend of ``instance_name`` on ``sim`` (test timings plus ``settings``),
+    started and recording."""
+    config = backend_config(sim, **settings)
+    backend = KubernetesBackend(config=config, instance_name=instance_name)
     recorder = Recorder()
     await backend.start(recorder)
     try:
@@ -211,3 +218,32 @@ async def _read_json(response: Any) -> Obj:
         return data
     finally:
         response.release()
+
+
+def tls_config() -> KubeSimConfig:
+    """The plugin's kubesim configuration, served over HTTPS: kubectl sends no token over HTTP."""
+    return KubeSimConfig(namespaces=["default", "kube-system", NS], seed=1234, tls=True)
+
+
+async def kubectl(sim: KubeSim, *args: str, stdin: str | None = None) -> str:
+    """Run the real kubectl against ``sim`` without blocking its event loop (30 s at most).
+
+    Returns its output; a non-zero exit fails the test with that output.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        KUBECTL,
+        *args,
+        env={**os.environ, "KUBECONFIG": str(sim.kubeconfig_path)},
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with asyncio.timeout(30):
+            out, _ = await proc.communicate(stdin.encode() if stdin is not None else None)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode == 0, f"kubectl {' '.join(args)}: {out.decode()}"
+    return out.decode()
