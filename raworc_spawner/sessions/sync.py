@@ -5,8 +5,9 @@ Each replica caches sessions and streams events (SSE, pages, the hub) from its o
 store's change feed (PostgreSQL ``LISTEN/NOTIFY``) says so; :class:`ReplicaSync` then
 
 - drops the cached session, so that the next read comes from the store;
-- fetches the event that change wrote (if any) and publishes it on the bus, so that a stream
-  opened on this replica sees transitions made on another;
+- publishes the event that change wrote (if any; carried in the notification, else fetched
+  from the store) on the bus, so that a stream opened on this replica sees transitions made on
+  another;
 - for a deletion, publishes a ``deleted`` event and ends the session's streams, as the manager
   does for its own deletes;
 - after the feed reconnects (notifications may have been lost meanwhile), drops every cached
@@ -74,6 +75,9 @@ class ReplicaSync:
             deleted = SessionEvent(change.session_id, 0, EventKind.DELETED, "session deleted")
             self._bus.publish(deleted)
             self._bus.close_session(change.session_id)
+            return
+        if change.event is not None:
+            self._bus.publish(change.event)
             return
         if change.seq is None:
             return

@@ -8,6 +8,9 @@ of a change that was rolled back. The payload is a small JSON object::
     {"origin": "<the writing store's random id>", "session": "<id>", "seq": 7, "deleted": false}
 
 ``seq`` is the sequence number of the event written with the change (``null`` when none was).
+The event itself rides along as ``"event"`` when the payload stays under PostgreSQL's 8000-byte
+limit, so that listeners need no query, and still see it when a delete follows at once; a
+listener fetches an event that did not fit.
 A :class:`ChangeListener` keeps a dedicated connection listening, reconnects with back-off when
 it breaks, and hands each :class:`SessionChange` made by *another* store to a callback. While it
 was disconnected, notifications were lost: ``on_resync`` is called after every reconnection so
@@ -19,7 +22,7 @@ On SQLite there is one process per store file and nothing to listen to: :class:`
 >>> payload
 '{"origin":"o1","session":"s1","seq":3,"deleted":false}'
 >>> parse_change(payload)
-('o1', SessionChange(session_id='s1', seq=3, deleted=False))
+('o1', SessionChange(session_id='s1', seq=3, deleted=False, event=None))
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from raworc_spawner.loops import Backoff
+from raworc_spawner.sessions.model import EventKind, SessionEvent, SessionState
 
 #: The PostgreSQL notification channel of session changes.
 CHANNEL = "raworc_sessions"
@@ -46,26 +51,66 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class SessionChange:
-    """Another replica changed a session: its id, the event it wrote (if any), whether deleted."""
+    """Another replica changed a session: its id, the seq of the event it wrote (if any),
+    whether it deleted it, and the event itself when it fitted in the notification."""
 
     session_id: str
     seq: int | None
     deleted: bool
+    event: SessionEvent | None = None
 
 
 OnChange = Callable[[SessionChange], Awaitable[None]]
 OnResync = Callable[[], Awaitable[None]]
 
 
-def change_payload(origin: str, session_id: str, *, seq: int | None, deleted: bool) -> str:
-    """The JSON text notified for one change (compact; well under the 8000-byte limit)."""
-    payload = json.dumps(
-        {"origin": origin, "session": session_id, "seq": seq, "deleted": deleted},
-        separators=(",", ":"),
-    )
-    if len(payload.encode()) > MAX_PAYLOAD_BYTES:  # ids are UUIDs; only a bug gets here
-        raise ValueError(f"change payload of {len(payload)} characters is too long to notify")
-    return payload
+def change_payload(
+    origin: str,
+    session_id: str,
+    *,
+    seq: int | None,
+    deleted: bool,
+    event: SessionEvent | None = None,
+) -> str:
+    """The JSON text notified for one change: with ``event`` only if it fits in 8000 bytes."""
+    data: dict[str, Any] = {"origin": origin, "session": session_id, "seq": seq}
+    data["deleted"] = deleted
+    bare = json.dumps(data, separators=(",", ":"))
+    if len(bare.encode()) > MAX_PAYLOAD_BYTES:  # ids are UUIDs; only a bug gets here
+        raise ValueError(f"change payload of {len(bare)} characters is too long to notify")
+    if event is None:
+        return bare
+    full = json.dumps(data | {"event": _event_fields(event)}, separators=(",", ":"))
+    return full if len(full.encode()) <= MAX_PAYLOAD_BYTES else bare
+
+
+def _event_fields(event: SessionEvent) -> dict[str, Any]:
+    return {
+        "kind": event.kind.value,
+        "message": event.message,
+        "state": event.state.value if event.state else None,
+        "reason": event.reason,
+        "timestamp": event.timestamp.isoformat(),
+    }
+
+
+def _parse_event(session_id: str, seq: int | None, fields: Any) -> SessionEvent | None:
+    """The event carried in a payload; None when absent or unreadable (then it is fetched)."""
+    if not isinstance(fields, dict) or seq is None:
+        return None
+    try:
+        state = fields.get("state")
+        return SessionEvent(
+            session_id,
+            seq,
+            EventKind(fields["kind"]),
+            str(fields["message"]),
+            state=None if state is None else SessionState(state),
+            reason=fields.get("reason"),
+            timestamp=datetime.fromisoformat(fields["timestamp"]),
+        )
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def parse_change(payload: str) -> tuple[str, SessionChange] | None:
@@ -81,7 +126,9 @@ def parse_change(payload: str) -> tuple[str, SessionChange] | None:
     except (ValueError, KeyError, TypeError) as e:
         log.warning("ignoring a malformed %s notification %r: %s", CHANNEL, payload[:200], e)
         return None
-    return origin, SessionChange(session_id, seq, deleted)
+    return origin, SessionChange(
+        session_id, seq, deleted, _parse_event(session_id, seq, data.get("event"))
+    )
 
 
 class ChangeFeed:

@@ -189,7 +189,7 @@ class SessionStore:
                     await self._check_owner_limit(conn, session.owner, owner_limit)
                 stored = await self._insert_in(conn, session)
                 recorded = await self._add_event_in(conn, event, keep)
-                await self._notify(conn, session.id, seq=recorded.seq)
+                await self._notify(conn, session.id, seq=recorded.seq, event=recorded)
                 return stored, recorded
         except IntegrityError as e:
             raise errors.Conflict(f"a session with id {session.id} already exists") from e
@@ -234,7 +234,7 @@ class SessionStore:
         async with self._write() as conn:
             stored = await self._update_in(conn, session)
             recorded = await self._add_event_in(conn, event, keep)
-            await self._notify(conn, session.id, seq=recorded.seq)
+            await self._notify(conn, session.id, seq=recorded.seq, event=recorded)
             return stored, recorded
 
     async def _update_in(self, conn: AsyncConnection, session: Session) -> Session:
@@ -331,7 +331,7 @@ class SessionStore:
         """
         async with self._write() as conn:
             recorded = await self._add_event_in(conn, event, keep)
-            await self._notify(conn, event.session_id, seq=recorded.seq)
+            await self._notify(conn, event.session_id, seq=recorded.seq, event=recorded)
             return recorded
 
     async def _add_event_in(
@@ -441,7 +441,13 @@ class SessionStore:
             return [row_to_session(row) for row in await conn.execute(stmt)]
 
     async def _notify(
-        self, conn: AsyncConnection, session_id: str, *, seq: int | None, deleted: bool = False
+        self,
+        conn: AsyncConnection,
+        session_id: str,
+        *,
+        seq: int | None,
+        deleted: bool = False,
+        event: SessionEvent | None = None,
     ) -> None:
         """Tell the other servers on this PostgreSQL store, when (and if) the write commits.
 
@@ -450,7 +456,7 @@ class SessionStore:
         """
         if self._is_sqlite:
             return
-        payload = change_payload(self.origin, session_id, seq=seq, deleted=deleted)
+        payload = change_payload(self.origin, session_id, seq=seq, deleted=deleted, event=event)
         await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, payload)))
 
     # -- connections ---------------------------------------------------------------------------
