@@ -58,11 +58,16 @@ async def make_manager(
     """Build (and afterwards close) managers on one store against the running kubesim."""
     opened: list[tuple[SessionManager, SessionStore]] = []
 
-    async def factory(**settings: Any) -> SessionManager:
-        store = SessionStore.sqlite_in(tmp_path)
+    async def factory(
+        *, instance_name: str = "raworc", store_name: str = "", **settings: Any
+    ) -> SessionManager:
+        """A started manager; ``store_name`` gives it a store of its own (default: shared)."""
+        store_dir = tmp_path / store_name if store_name else tmp_path
+        store_dir.mkdir(exist_ok=True)
+        store = SessionStore.sqlite_in(store_dir)
         await store.open()
         config = backend_config(kubesim, **settings)
-        backend = KubernetesBackend(config=config)
+        backend = KubernetesBackend(config=config, instance_name=instance_name)
         manager = SessionManager(store=store, backend=backend, config=config)
         backends[manager] = backend
         await manager.start()
