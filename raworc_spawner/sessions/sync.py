@@ -62,6 +62,12 @@ class ReplicaSync:
             self._feed = self._store.change_feed(self.apply, on_resync=self.resync)
             await self._feed.start()
 
+    async def wait_listening(self, timeout: float) -> None:
+        """Return once other replicas' changes are heard (:class:`TimeoutError` after
+        ``timeout`` seconds); changes committed before that may go unheard."""
+        if self._feed is not None:
+            await self._feed.wait_connected(timeout)
+
     async def close(self) -> None:
         """Stop listening."""
         feed, self._feed = self._feed, None

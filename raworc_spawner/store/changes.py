@@ -140,6 +140,9 @@ class ChangeFeed:
     async def start(self) -> None:
         """Begin delivering (returns at once; connecting happens in the background)."""
 
+    async def wait_connected(self, timeout: float) -> None:
+        """Return once changes are being listened to (at once when there are none to hear)."""
+
     async def close(self) -> None:
         """Stop delivering; returns once the connection is closed."""
 

@@ -192,6 +192,7 @@ async def test_replica_sync_replays_another_replicas_transitions_on_the_bus_and_
     sync = ReplicaSync(b, cache, bus)
     await sync.start()
     try:
+        await sync.wait_listening(WAIT)
         assert sync.delivers
         session = await a.insert(new_session())
         await until(lambda: cache.forgotten == [session.id])  # the insert (no event)
@@ -246,6 +247,7 @@ async def test_an_event_too_long_to_notify_is_fetched_from_the_store_and_publish
     sync = ReplicaSync(b, RecordingCache(), bus)
     await sync.start()
     try:
+        await sync.wait_listening(WAIT)
         session = await a.insert(new_session())
         async with bus.subscribe(session.id) as events:
             long_failure = SessionEvent(
