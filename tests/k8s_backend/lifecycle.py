@@ -16,7 +16,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -116,7 +116,7 @@ async def change_pod_status(sim: KubeSim, sid: str, change: Callable[[Obj], None
             change(pod.setdefault("status", {}))
             try:
                 response = await core.replace_namespaced_pod_status(
-                    name, NS, pod, _preload_content=False
+                    name, NS, cast(Any, pod), _preload_content=False
                 )
             except ApiException as e:
                 if e.status == 409:
@@ -196,7 +196,9 @@ def event_about(
 async def write_event(sim: KubeSim, event: Obj) -> Obj:
     """Create ``event`` through the events API; returns it as stored."""
     async with ApiClient(sim.client_configuration()) as api:
-        response = await CoreV1Api(api).create_namespaced_event(NS, event, _preload_content=False)
+        response = await CoreV1Api(api).create_namespaced_event(
+            NS, cast(Any, event), _preload_content=False
+        )
         return await _read_json(response)
 
 
@@ -207,7 +209,7 @@ async def bump_event(sim: KubeSim, event: Obj) -> Obj:
     body["lastTimestamp"] = now()
     async with ApiClient(sim.client_configuration()) as api:
         response = await CoreV1Api(api).replace_namespaced_event(
-            event["metadata"]["name"], NS, body, _preload_content=False
+            event["metadata"]["name"], NS, cast(Any, body), _preload_content=False
         )
         return await _read_json(response)
 

@@ -24,7 +24,7 @@ from raworc_spawner.backends.base import (
 )
 from raworc_spawner.backends.kubernetes.backend import KubernetesBackend
 from raworc_spawner.backends.kubernetes.ownership import found_session
-from raworc_spawner.errors import SessionFailed
+from raworc_spawner.errors import InvalidConfig, SessionFailed
 from tests.k8s_backend.lifecycle import (
     NS,
     kubectl,
@@ -256,3 +256,14 @@ def test_a_session_with_only_a_pod_is_described_from_the_pod() -> None:
         container_id="6f1c",
         has_compute=True,
     )
+
+
+@pytest.mark.parametrize("name", ["", "Raworc A", "-raworc", "r" * 64])
+def test_an_instance_name_that_is_not_a_label_value_is_refused_naming_the_setting(
+    name: str,
+) -> None:
+    with pytest.raises(InvalidConfig) as raised:
+        KubernetesBackend(instance_name=name)
+
+    assert raised.value.setting == "KubernetesBackend.instance_name"
+    assert raised.value.value == name

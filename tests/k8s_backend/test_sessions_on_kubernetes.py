@@ -9,7 +9,7 @@ import pytest
 
 from kubesim import KubeSim
 from raworc_spawner.sessions.manager import SessionManager
-from raworc_spawner.sessions.model import Principal, Session
+from raworc_spawner.sessions.model import Principal, Session, SessionState
 from raworc_spawner.sessions.requests import parse_create
 from tests.k8s_backend.conftest import BackendOf, ManagerFactory
 
@@ -96,7 +96,7 @@ async def test_a_bad_image_fails_the_session_with_the_reason_within_seconds(
     failed = await wait_state(manager, session.id, "error")
     assert time.monotonic() - began < 10
     assert failed.termination_reason in ("ErrImagePull", "ImagePullBackOff")
-    assert "does-not-exist" in failed.error
+    assert "does-not-exist" in (failed.error or "")
     async with asyncio.timeout(2):  # the event is recorded just after the state is written
         while "failed" not in [e.kind for e in await manager.events(ALICE, session.id)]:
             await asyncio.sleep(0.02)
@@ -122,7 +122,7 @@ async def test_an_unschedulable_pod_fails_after_the_grace_with_the_schedulers_me
     session = await manager.create(ALICE, parse_create({"name": "too-big"}))
     failed = await wait_state(manager, session.id, "error")
     assert failed.termination_reason == "Unschedulable"
-    assert "0/1 nodes are available" in failed.error
+    assert "0/1 nodes are available" in (failed.error or "")
 
 
 @pytest.mark.asyncio
@@ -131,12 +131,15 @@ async def test_pause_deletes_the_pod_keeps_the_pvc_and_resume_reuses_it(
 ) -> None:
     session = await k8s_manager.create(ALICE, parse_create({"name": "sleepy"}))
     await wait_state(k8s_manager, session.id, "ready")
-    pvc_uid = pvc(kubesim, session.id)["metadata"]["uid"]
-    paused = await k8s_manager.set_state(ALICE, session.id, "idle")
+    claim = pvc(kubesim, session.id)
+    assert claim is not None
+    pvc_uid = claim["metadata"]["uid"]
+    paused = await k8s_manager.set_state(ALICE, session.id, SessionState.IDLE)
     assert paused.state == "idle"
     assert pod(kubesim, session.id) is None
-    assert pvc(kubesim, session.id)["metadata"]["uid"] == pvc_uid
-    resumed = await k8s_manager.set_state(ALICE, session.id, "ready")
+    kept = pvc(kubesim, session.id)
+    assert kept is not None and kept["metadata"]["uid"] == pvc_uid
+    resumed = await k8s_manager.set_state(ALICE, session.id, SessionState.READY)
     assert resumed.persistent_volume_id == f"pvc-{pvc_uid}"
     assert resumed.container_id != session.container_id
     await wait_state(k8s_manager, session.id, "ready")
