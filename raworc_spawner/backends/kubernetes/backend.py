@@ -402,7 +402,8 @@ class KubernetesBackend(BackendOptions):
         return informer.get(_object_name(resource, sid))
 
     async def _ensure(self, resource: str, sid: str, render: Callable[[], Obj]) -> Obj:
-        """Create the object unless cached; on AlreadyExists adopt it if it is this session's.
+        """Create the object unless cached; on AlreadyExists use it if it is this session's and
+        this instance's (another instance's, or none's, fails the start and is left alone).
 
         A pod found that way (the cache was behind) that cannot serve the start is deleted by
         uid and created again, once.
