@@ -21,7 +21,9 @@ Verbs:
   sessions     manage sessions through the REST API (list, create, get, delete, pause, resume)
   doctor       check the Kubernetes cluster: access, namespace, RBAC, storage class
   render       print the manifests a session would get (--name NAME [--profile P] [--id ID])
-  cleanup      list resources without a session record (--delete removes them)
+  cleanup      list resources no session record of this instance accounts for: orphans
+               (--delete removes them), other instances' objects (never touched), compute
+               left on the other backend after a switch (--delete stops it)
   version      print the version
 
 Settings come from defaults < environment and .env < raworc_config.py (--config) < flags.
@@ -124,11 +126,10 @@ def _cleanup(args: list[str]) -> int:
 
     delete = "--delete" in args
     app = _app([a for a in args if a != "--delete"])
-    orphans = asyncio.run(cleanup(app, delete=delete))
-    verb = "deleted" if delete else "orphaned (run with --delete to remove)"
-    for orphan in orphans:
-        print(f"{orphan}  {verb}")
-    if not orphans:
+    findings = asyncio.run(cleanup(app, delete=delete))
+    for finding in findings:
+        print(finding.line())
+    if not findings:
         print("no orphaned resources")
     return 0
 

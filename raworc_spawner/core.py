@@ -28,7 +28,7 @@ from traitlets.utils.importstring import import_item
 
 from raworc_spawner.backends.base import Backend
 from raworc_spawner.errors import InvalidConfig
-from raworc_spawner.leadership import Elector, LeaderElection, Leadership, SingleElector
+from raworc_spawner.leadership import Elector, LeaderElection, Leadership
 from raworc_spawner.sessions.culler import Culler
 from raworc_spawner.sessions.manager import SessionManager
 from raworc_spawner.sessions.reconcile import Reconciler
@@ -72,11 +72,6 @@ class CoreSettings:
     def data_path(self) -> Path:
         """The data directory, absolute."""
         return Path(self.data_dir).expanduser().resolve()
-
-    @property
-    def replicated(self) -> bool:
-        """Whether other replicas may share the store (PostgreSQL): then a leader is elected."""
-        return bool(self.db_url) and make_url(self.db_url).get_backend_name() == "postgresql"
 
     def make_store(self) -> SessionStore:
         """The store: ``db_url``, or SQLite in the data directory."""
@@ -201,7 +196,7 @@ class Core:
         await self.store.open()
         try:
             await self.manager.start()
-            if not self.settings.replicated:
+            if not self.store.shared:
                 await self._run_loops(startup=True)
                 return
             self.leadership = Leadership(
@@ -237,21 +232,21 @@ class Core:
         await self.store.close()
 
     def _elector(self) -> Elector:
+        """A Lease in the session namespace on Kubernetes, else a lock in the store."""
         identity = replica_identity()
         lease = self.election.lease_duration_seconds
+        timeout = self.election.retry_period_seconds * 0.75
         if self.settings.kubernetes_enabled:
             from raworc_spawner.backends.kubernetes.lease import LeaseElector
 
             client = self.backend.require_client()  # type: ignore[attr-defined]
             namespace = str(self.backend.namespace)  # type: ignore[attr-defined]
-            return LeaseElector(client, namespace, self.lock_name, identity, lease)
-        if self.settings.replicated:
-            from raworc_spawner.store.leader import AdvisoryLockElector
-
-            return AdvisoryLockElector(
-                self.store.url, name=self.lock_name, identity=identity, lease_seconds=lease
+            return LeaseElector(
+                client, namespace, self.lock_name, identity, lease, attempt_timeout=timeout
             )
-        return SingleElector(identity)
+        return self.store.elector(
+            name=self.lock_name, identity=identity, lease_seconds=lease, attempt_timeout=timeout
+        )
 
     async def _on_elected(self) -> None:
         # Other replicas may have creates in flight: no start-up shortcuts (see Reconciler).

@@ -59,14 +59,26 @@ class BackendMismatch(Conflict):
 
     code = "backend_mismatch"
 
-    def __init__(self, session_id: str, *, recorded: str, running: str, action: str) -> None:
-        super().__init__(
+    def __init__(
+        self, session_id: str, *, recorded: str, running: str, action: str, running_there: bool
+    ) -> None:
+        where = (
             f"cannot {action} session {session_id}: its workspace and compute are on the "
-            f"{recorded!r} backend and this server runs {running!r}. Use a server on the "
-            f"{recorded!r} backend, or resume it here with a new, empty workspace "
-            '(PUT /api/v0/sessions/{id}/state {"state": "ready", "new_workspace": true}; '
-            f"the old workspace stays on {recorded!r})".replace("{id}", session_id)
+            f"{recorded!r} backend and this server runs {running!r}"
         )
+        if running_there:
+            hint = (
+                f"its compute may still run there: use a server on the {recorded!r} backend, "
+                "or stop it with `raworc-spawner cleanup --delete` on this one first"
+            )
+        else:
+            hint = (
+                f"use a server on the {recorded!r} backend, or resume it here with a new, "
+                f"empty workspace (PUT /api/v0/sessions/{session_id}/state "
+                f'{{"state": "ready", "new_workspace": true}}; the old workspace stays on '
+                f"{recorded!r})"
+            )
+        super().__init__(f"{where}. {hint}")
         self.session_id = session_id
         self.recorded = recorded
 

@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import yaml
 
 from raworc_spawner.app import RaworcApp
-from raworc_spawner.backends.base import SessionSpec
+from raworc_spawner.backends.base import Backend, ForeignObject, SessionSpec
 from raworc_spawner.backends.kubernetes.apierrors import APIError, APINotFound
 from raworc_spawner.backends.kubernetes.backend import KubernetesBackend
 from raworc_spawner.backends.kubernetes.client import KubeClient
 from raworc_spawner.errors import RaworcError
+from raworc_spawner.sessions.model import (
+    ACTIVE_STATES,
+    EventKind,
+    Session,
+    SessionEvent,
+    SessionState,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from raworc_spawner.store import SessionStore
 
 #: (verb, resource, API group) the backend uses, for the RBAC check.
 REQUIRED_ACCESS: tuple[tuple[str, str, str], ...] = (
@@ -165,24 +177,160 @@ def render(app: RaworcApp, *, name: str, profile: str | None, session_id: str | 
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
-async def cleanup(app: RaworcApp, *, delete: bool) -> list[str]:
-    """Orphans (resources without a session record); deleted when ``delete`` is true."""
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One line of ``cleanup``: what (a session id or ``kind/name``) and what was found or done."""
+
+    subject: str
+    verdict: str
+
+    def line(self) -> str:
+        """As printed: the subject, two spaces, the verdict."""
+        return f"{self.subject}  {self.verdict}"
+
+
+#: How long ``cleanup`` tries to reach the backend a store's other sessions were recorded on.
+OTHER_BACKEND_TIMEOUT_SECONDS = 20.0
+
+
+async def cleanup(app: RaworcApp, *, delete: bool) -> list[Finding]:
+    """What no session record accounts for, and what ``delete`` removed.
+
+    - this instance's objects of unknown sessions that cannot be re-adopted: orphaned
+      (``delete`` removes them, workspace included: an operator's explicit word);
+    - ones that can be re-adopted (their objects say whose they are): left for the server;
+    - objects of other instances, or naming none: listed, never touched;
+    - compute of sessions recorded on the other backend (left running by a switch of
+      ``KUBERNETES_ENABLED``): ``delete`` stops it (workspace kept) and marks them idle.
+    """
+    from raworc_spawner.core import instance_name_of, make_backend
     from raworc_spawner.store import SessionStore
 
+    settings = app.core_settings()
     store = SessionStore(app.effective_db_url())
     await store.open()
-    from raworc_spawner.core import make_backend
-
-    backend = make_backend(app.core_settings(), parent=app)
-    await backend.start(lambda event: None)
     try:
-        inventory = await backend.inventory()
-        known = await store.all_ids()
-        orphans = sorted((inventory.compute | inventory.workspaces) - known)
-        if delete:
-            for orphan in orphans:
-                await backend.delete(orphan)
-        return orphans
+        instance = instance_name_of(settings, store, parent=app)
+        backend = make_backend(settings, instance_name=instance, parent=app)
+        await backend.start(lambda event: None)
+        try:
+            records = await _all_records(store)
+            findings = await _unrecorded(backend, records, delete=delete)
+            findings += [_foreign_finding(o, backend) for o in await backend.foreign()]
+        finally:
+            await backend.close()
+        elsewhere = [s for s in records.values() if s.backend not in (None, backend.name)]
+        if elsewhere:
+            findings += await _left_elsewhere(app, store, elsewhere, delete=delete)
+        return findings
     finally:
-        await backend.close()
         await store.close()
+
+
+async def _all_records(store: SessionStore) -> dict[str, Session]:
+    records: dict[str, Session] = {}
+    cursor: str | None = None
+    while True:
+        page, cursor = await store.list(limit=1000, cursor=cursor)
+        records.update((s.id, s) for s in page)
+        if cursor is None:
+            return records
+
+
+async def _unrecorded(
+    backend: Backend, records: dict[str, Session], *, delete: bool
+) -> list[Finding]:
+    inventory = await backend.inventory()
+    unknown = sorted((inventory.compute | inventory.workspaces) - records.keys())
+    adoptable = {found.session_id for found in await backend.describe(unknown)}
+    findings: list[Finding] = []
+    for sid in unknown:
+        if sid in adoptable:
+            findings.append(Finding(sid, "no record: the server re-adopts it (never deleted)"))
+        elif delete:
+            await backend.delete(sid)
+            findings.append(Finding(sid, "deleted"))
+        else:
+            findings.append(Finding(sid, "orphaned (run with --delete to remove)"))
+    return findings
+
+
+def _foreign_finding(obj: ForeignObject, backend: Backend) -> Finding:
+    subject = f"{obj.kind}/{obj.name}"
+    if obj.instance is None:
+        return Finding(
+            subject,
+            "names no owner instance: never touched (a server whose store has its session "
+            "claims it; otherwise remove it yourself)",
+        )
+    return Finding(
+        subject,
+        f"belongs to instance {obj.instance} (this is {backend.instance_name}): never touched",
+    )
+
+
+async def _left_elsewhere(
+    app: RaworcApp, store: SessionStore, sessions: list[Session], *, delete: bool
+) -> list[Finding]:
+    """Compute of sessions recorded on the other backend; stopped (and idle) with ``delete``."""
+    from raworc_spawner.core import instance_name_of, make_backend
+
+    settings = replace(app.core_settings(), kubernetes_enabled=not app.kubernetes_enabled)
+    name = "kubernetes" if settings.kubernetes_enabled else "local"
+    try:
+        async with asyncio.timeout(OTHER_BACKEND_TIMEOUT_SECONDS):
+            instance = instance_name_of(settings, store, parent=app)
+            other = make_backend(settings, instance_name=instance, parent=app)
+            await other.start(lambda event: None)
+    except (RaworcError, TimeoutError) as e:
+        why = str(e) or f"no answer within {OTHER_BACKEND_TIMEOUT_SECONDS:g} s"
+        return [
+            Finding(
+                s.id,
+                f"recorded on the {name} backend ({s.state}), which cannot be reached from "
+                f"here ({why}): its compute may still run there",
+            )
+            for s in sessions
+        ]
+    try:
+        running = (await other.inventory()).compute
+        findings: list[Finding] = []
+        for session in sorted(sessions, key=lambda s: s.id):
+            findings += await _settle_elsewhere(other, store, session, running, delete=delete)
+        return findings
+    finally:
+        await other.close()
+
+
+async def _settle_elsewhere(
+    other: Backend,
+    store: SessionStore,
+    session: Session,
+    running: frozenset[str],
+    *,
+    delete: bool,
+) -> list[Finding]:
+    has_compute = session.id in running
+    active = session.state in ACTIVE_STATES
+    if not has_compute and not active:
+        return []
+    where = f"on the {other.name} backend (session {session.name!r}, {session.state})"
+    if not delete:
+        what = "compute still running" if has_compute else "recorded as running"
+        return [Finding(session.id, f"{what} {where} (run with --delete to stop it)")]
+    if has_compute:
+        await other.pause(session.id)
+    if active:
+        event = SessionEvent(
+            session.id,
+            0,
+            EventKind.PAUSED,
+            f"compute on the {other.name} backend stopped by cleanup after a backend switch",
+            state=SessionState.IDLE,
+            reason="BackendSwitched",
+        )
+        stopped = session.evolve(
+            state=SessionState.IDLE, terminated_at=utcnow(), termination_reason="BackendSwitched"
+        )
+        await store.update_and_record(stopped, event)
+    return [Finding(session.id, f"compute stopped {where}; the session is idle, workspace kept")]

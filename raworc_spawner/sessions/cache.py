@@ -14,8 +14,9 @@ class SessionCache:
     """Reads sessions through an in-memory copy when ``enabled``, else always from the store.
 
     Every write of the manager goes through :meth:`remember`, so the copy is the latest version
-    this server wrote. With several writers (a hub and a raworc service on one store) turn it off:
-    the other writer's changes would not be seen.
+    this server wrote. Replicas on one PostgreSQL store drop what another replica changed as its
+    change notification arrives (:class:`~raworc_spawner.sessions.sync.ReplicaSync`); a writer
+    without notifications (a hub next to a raworc service) turns the cache off.
     """
 
     def __init__(self, store: Store, *, enabled: bool) -> None:
@@ -43,8 +44,12 @@ class SessionCache:
         return session
 
     def forget(self, session_id: str) -> None:
-        """Drop a deleted session."""
+        """Drop a deleted session (or one another server changed: the next read is fresh)."""
         self._sessions.pop(session_id, None)
+
+    def clear(self) -> None:
+        """Drop every cached session (changes by other servers may have been missed)."""
+        self._sessions.clear()
 
     def activity_written(self, batch: Mapping[str, datetime]) -> None:
         """Keep cached ``last_activity_at`` in step with a batch of activity just written."""

@@ -10,7 +10,9 @@ per transition. The manager is a facade over parts that each do one job and are 
 - :class:`~raworc_spawner.sessions.writer.SessionWriter`: each change with its event, published;
 - :class:`~raworc_spawner.sessions.readiness.ReadinessWatcher`: ``init`` → ``ready``/``error``;
 - :class:`~raworc_spawner.sessions.backend_events.BackendEventRouter`: the backend's events;
-- :class:`~raworc_spawner.sessions.waker.Waker`: one shared resume per sleeping session.
+- :class:`~raworc_spawner.sessions.waker.Waker`: one shared resume per sleeping session;
+- :class:`~raworc_spawner.sessions.sync.ReplicaSync`: other replicas' changes reach the cache
+  and the live streams (PostgreSQL ``LISTEN/NOTIFY``).
 
 Operations on one session are serialized by its lock, so double deletes, deletes during a create
 and pauses during a create resolve in order; the store's version check guards against writers in
@@ -58,6 +60,7 @@ from raworc_spawner.sessions.requests import CreateRequest
 from raworc_spawner.sessions.runtime import Runtimes
 from raworc_spawner.sessions.settings import ManagerSettings
 from raworc_spawner.sessions.spec import NO_OVERRIDES, SpecOverrides, build_spec
+from raworc_spawner.sessions.sync import ReplicaSync
 from raworc_spawner.sessions.upkeep import SessionUpkeep
 from raworc_spawner.sessions.waker import Waker
 from raworc_spawner.sessions.writer import SessionWriter
@@ -104,6 +107,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             on_lost=self.compute_lost,
             on_exited=self.compute_exited,
         )
+        self._sync = ReplicaSync(store, self._cache, self._bus)
         self._waker = Waker(
             bus=self._bus,
             runtimes=self._runtimes,
@@ -129,11 +133,13 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
     async def start(self) -> None:
         """Start the backend and listen to its events."""
         await self._backend.start(self._router)
+        await self._sync.start()
         self._activity.start()
 
     async def close(self) -> None:
         """Stop background work; sessions' compute keeps running."""
         self._router.closing = True  # backend events from now on are ignored
+        await self._sync.close()
         await self._backend.close()
         await self._tasks.close()
         await self._activity.close()
@@ -240,6 +246,8 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
                 return await self._writer.transition(
                     session, target, K.AGENT, f"agent reports {target}", last_activity_at=utcnow()
                 )
+            if target == S.READY and session.state in ACTIVE_STATES:
+                self._require_here(session, "resume")
             if target == S.READY and session.state in (S.READY, S.INIT):
                 return session
             if target == S.READY:
@@ -301,6 +309,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         :class:`SessionFailed` if it fails to start.
         """
         session = await self.get(principal, session_id)
+        self._require_here(session, "open")
         if session.state in (S.READY, S.BUSY):
             return session
         return await self._waker.wake(session_id, timeout=timeout)
@@ -384,6 +393,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
                 recorded=str(session.backend),
                 running=self._backend.name,
                 action=action,
+                running_there=session.state in ACTIVE_STATES,
             )
 
     async def _resume(self, session: Session, overrides: SpecOverrides) -> Session:
