@@ -236,7 +236,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         """
         target = SessionState(target)
         async with self._runtimes.lock(session_id):
-            session = await self.get(principal, session_id)
+            session = await self._here_or_fresh(await self.get(principal, session_id))
             if target == session.state and target in (S.IDLE, S.BUSY):
                 return session
             if target == S.IDLE:
@@ -385,6 +385,13 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
     def runs_here(self, session: Session) -> bool:
         """Whether the session is on this server's backend (records older than the field are)."""
         return session.backend in (None, self._backend.name)
+
+    async def _here_or_fresh(self, session: Session) -> Session:
+        """A session of another backend as the store has it now: ``cleanup`` (another process)
+        may have stopped its compute there and marked it idle."""
+        if self.runs_here(session):
+            return session
+        return await self._cache.reload(session.id) or session
 
     def _require_here(self, session: Session, action: str) -> None:
         if not self.runs_here(session):
