@@ -131,7 +131,12 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the backend and listen to its events."""
+        """Start the backend and listen to its events.
+
+        Sessions recorded before records named their backend are assigned this one's.
+        """
+        if assigned := await self._store.assign_backend(self._backend.name):
+            self.log.info("%d sessions recorded as on the %s backend", assigned, self._backend.name)
         await self._backend.start(self._router)
         await self._sync.start()
         self._activity.start()

@@ -317,6 +317,17 @@ class SessionStore:
                 counts[SessionState(state)] = count
         return counts
 
+    async def assign_backend(self, backend: str) -> int:
+        """Record ``backend`` on sessions stored before records named theirs; returns how many.
+
+        Their version is not changed (the field was unknown, not changed by anyone).
+        """
+        async with self._write() as conn:
+            result = await conn.execute(
+                sa.update(sessions_table).where(_S.backend.is_(None)).values(backend=backend)
+            )
+            return int(result.rowcount or 0)
+
     async def all_ids(self) -> set[str]:
         """The ids of every stored session (for reconciliation with the backend)."""
         async with self._read() as conn:
