@@ -155,6 +155,16 @@ RESOURCES: tuple[ResourceType, ...] = (
         "scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, short_names=("pc",)
     ),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True),
+    ResourceType(
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        True,
+        short_names=("pdb",),
+        subresources=("status",),
+        has_status=True,
+    ),
     *(
         ResourceType(RBAC_GROUP, "v1", kind, plural, namespaced, name_rule="path")
         for kind, plural, namespaced in (
@@ -190,6 +200,7 @@ GROUP_PREFERRED = {
     "batch": "v1",
     "scheduling.k8s.io": "v1",
     "coordination.k8s.io": "v1",
+    "policy": "v1",
     RBAC_GROUP: "v1",
     "authorization.k8s.io": "v1",
     "metrics.k8s.io": "v1beta1",

@@ -165,6 +165,17 @@ def _deployment_ready(deployment: Obj) -> str:
     return f"{_status(deployment, 'readyReplicas', 0)}/{_spec(deployment, 'replicas', 0)}"
 
 
+def _budget(field: str) -> Callable[[Obj], str]:
+    """A PodDisruptionBudget's ``minAvailable`` or ``maxUnavailable`` (int or percentage),
+    ``N/A`` when unset, as ``printPodDisruptionBudget`` prints it."""
+
+    def cell(pdb: Obj) -> str:
+        value = _spec(pdb, field, None)
+        return "N/A" if value is None else str(value)
+
+    return cell
+
+
 def _bool_text(value: bool | None) -> str:
     """``True``, ``False`` or ``<unset>``, as the printers show an optional boolean."""
     return "<unset>" if value is None else str(bool(value))
@@ -293,6 +304,18 @@ COLUMNS: dict[str, list[Column]] = {
     "leases.coordination.k8s.io": [
         NAME,
         ("Holder", "string", 0, lambda o: _spec(o, "holderIdentity", "") or ""),
+        AGE,
+    ],
+    "poddisruptionbudgets.policy": [
+        NAME,
+        ("Min Available", "string", 0, _budget("minAvailable")),
+        ("Max Unavailable", "string", 0, _budget("maxUnavailable")),
+        (
+            "Allowed Disruptions",
+            "integer",
+            0,
+            lambda o: int(_status(o, "disruptionsAllowed", 0) or 0),
+        ),
         AGE,
     ],
     "deployments.apps": [

@@ -42,6 +42,7 @@ async def test_legacy_discovery_lists_groups_and_resources(sim: KubeSim) -> None
         "batch",
         "scheduling.k8s.io",
         "coordination.k8s.io",
+        "policy",
         "rbac.authorization.k8s.io",
         "authorization.k8s.io",
         "metrics.k8s.io",
