@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     verb("pause", "scale a session to zero").add_argument("ids", nargs=1, metavar="ID")
     resume = verb("resume", "wake a session up")
     resume.add_argument("ids", nargs=1, metavar="ID")
+    resume.add_argument(
+        "--new-workspace",
+        action="store_true",
+        help="accept a new, empty workspace: after WorkspaceLost, or to move a session "
+        "recorded on the other backend to this server's",
+    )
     _add_wait(resume)
     return parser
 
@@ -246,7 +252,10 @@ def cmd_pause(api: ApiClient, args: argparse.Namespace) -> int:
 
 def cmd_resume(api: ApiClient, args: argparse.Namespace) -> int:
     """Wake a session up, optionally waiting until it is ready."""
-    session = api.request("PUT", f"{API}/{args.ids[0]}/state", json={"state": "ready"})
+    body: dict[str, Any] = {"state": "ready"}
+    if args.new_workspace:
+        body["new_workspace"] = True
+    session = api.request("PUT", f"{API}/{args.ids[0]}/state", json=body)
     if args.wait:
         session = wait_ready(api, session["id"], args.wait_timeout)
     return show(session, args)

@@ -18,6 +18,7 @@ from raworc_spawner.backends.base import Backend, ForeignObject, SessionSpec
 from raworc_spawner.backends.kubernetes.apierrors import APIError, APINotFound
 from raworc_spawner.backends.kubernetes.backend import KubernetesBackend
 from raworc_spawner.backends.kubernetes.client import KubeClient
+from raworc_spawner.backends.kubernetes.naming import INSTANCE_LABEL, SESSION_SELECTOR
 from raworc_spawner.errors import RaworcError
 from raworc_spawner.sessions.model import (
     ACTIVE_STATES,
@@ -33,14 +34,16 @@ if TYPE_CHECKING:
 
 #: (verb, resource, API group) the backend uses, for the RBAC check.
 REQUIRED_ACCESS: tuple[tuple[str, str, str], ...] = (
-    *((verb, "pods", "") for verb in ("create", "get", "list", "watch", "delete")),
+    *((verb, "pods", "") for verb in ("create", "get", "list", "watch", "delete", "patch")),
     ("get", "pods/log", ""),
     *(
         (verb, "persistentvolumeclaims", "")
-        for verb in ("create", "get", "list", "watch", "delete")
+        for verb in ("create", "get", "list", "watch", "delete", "patch")
     ),
     ("list", "events", ""),
     ("watch", "events", ""),
+    # The leader election of replicas on one PostgreSQL store (docs/ha.md).
+    *((verb, "leases", "coordination.k8s.io") for verb in ("get", "create", "update")),
 )
 NETWORK_POLICY_ACCESS = (
     ("create", "networkpolicies", "networking.k8s.io"),
@@ -66,7 +69,18 @@ class Check:
 
 async def doctor(app: RaworcApp) -> list[Check]:
     """Run every check against the configured cluster."""
-    backend = KubernetesBackend(parent=app)
+    from raworc_spawner.core import check_instance_name, derive_instance_name
+
+    probe = KubernetesBackend(parent=app)
+    try:
+        instance = (
+            check_instance_name(app.instance_name)
+            if app.instance_name
+            else derive_instance_name(app.effective_db_url(), probe.namespace)
+        )
+    except RaworcError as e:
+        return [Check(False, f"configuration: {e}", "fix RaworcApp.instance_name")]
+    backend = KubernetesBackend(parent=app, instance_name=instance)
     namespace = backend.namespace
     try:
         client = await backend.connect(attempts=2)
@@ -100,6 +114,7 @@ async def _cluster_checks(
     except APIError as e:
         checks.append(Check(None, f"namespace {namespace} not checkable: {e}"))
     checks += await _rbac_checks(client, backend, namespace)
+    checks.append(await _owners_check(client, namespace, backend.instance_name))
     checks.append(await _storage_check(client, backend.settings.storage_class))
     checks.append(
         Check(
@@ -131,6 +146,30 @@ async def _rbac_checks(
             "kubectl apply -f deploy/rbac.yaml (or grant these verbs to the ServiceAccount)",
         )
     ]
+
+
+async def _owners_check(client: KubeClient, namespace: str, instance: str) -> Check:
+    """Whose session objects the namespace holds (this instance's, others', none's)."""
+    counts: dict[str | None, int] = {}
+    try:
+        for resource in ("pods", "persistentvolumeclaims"):
+            items, _ = await client.list_all(resource, namespace, label_selector=SESSION_SELECTOR)
+            for obj in items:
+                owner = (obj["metadata"].get("labels") or {}).get(INSTANCE_LABEL)
+                counts[owner] = counts.get(owner, 0) + 1
+    except APIError as e:
+        return Check(None, f"session objects not checkable: {e}")
+    mine = counts.pop(instance, 0)
+    unowned = counts.pop(None, 0)
+    parts = [f"{mine} of this instance ({instance})"]
+    parts += [f"{n} of instance {name}" for name, n in sorted(counts.items(), key=str)]
+    if unowned:
+        parts.append(
+            f"{unowned} naming no instance (claimed by the server whose store records them, "
+            "at its next start)"
+        )
+    others = " (other instances' objects are never touched)" if counts or unowned else ""
+    return Check(None, f"session pods and claims in {namespace}: {', '.join(parts)}{others}")
 
 
 async def _storage_check(client: KubeClient, storage_class: str) -> Check:
