@@ -110,13 +110,22 @@ def converged(cluster: Cluster, server: Server) -> dict[str, Any] | None:
     return {"sessions": sessions, "pods": pods, "claims": claims}
 
 
+INSTANCE = "raworc-kill-test"
+OWNED_ENV = {"RAWORC_INSTANCE_NAME": INSTANCE}
+#: Compute and a claim of this server's instance whose session has no record, and which carry
+#: nothing to rebuild one from (no owner annotations): an orphan, not a session to re-adopt.
+OWNED_ORPHAN = ORPHAN.replace(
+    'session-id: "{sid}"', f'session-id: "{{sid}}", raworc.dev/instance: {INSTANCE}'
+)
+
+
 @pytest.mark.parametrize("point", KILL_POINTS, ids=lambda p: p.name.replace(" ", "-"))
 def test_a_server_killed_mid_create_converges_after_restart(
     cluster_and_token: tuple[Cluster, str], tmp_path: Path, point: KillPoint
 ) -> None:
     cluster, token = cluster_and_token
     data_dir = tmp_path / "data"
-    server = start_server(cluster, token=token, data_dir=data_dir)
+    server = start_server(cluster, token=token, data_dir=data_dir, env=OWNED_ENV)
     cluster.sim.reset_counters()
     errors = [
         {"verb": "create", "resource": r, "code": 503, "retry_after": 5} for r in point.failing
@@ -134,10 +143,10 @@ def test_a_server_killed_mid_create_converges_after_restart(
         concurrent.futures.wait(futures)
     cluster.sim.configure_faults(clear=True)
     orphan = str(uuid.uuid4())
-    cluster.kubectl("apply", "-f", "-", stdin=ORPHAN.format(sid=orphan))
+    cluster.kubectl("apply", "-f", "-", stdin=OWNED_ORPHAN.format(sid=orphan))
 
     began = time.monotonic()
-    restarted = start_server(cluster, token=token, data_dir=data_dir)
+    restarted = start_server(cluster, token=token, data_dir=data_dir, env=OWNED_ENV)
     final = wait_for(
         lambda: converged(cluster, restarted),
         timeout=CONVERGE_SECONDS,
@@ -160,7 +169,7 @@ def test_a_server_killed_mid_create_converges_after_restart(
         f"--data-dir={data_dir}",
         token=token,
         cwd=tmp_path,
-        env={"KUBERNETES_ENABLED": "true"},
+        env={"KUBERNETES_ENABLED": "true", **OWNED_ENV},
     )
     assert cleanup.returncode == 0, cleanup.stderr
     assert cleanup.stdout.splitlines() == [f"{orphan}  orphaned (run with --delete to remove)"]
