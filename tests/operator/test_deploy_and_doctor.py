@@ -8,6 +8,8 @@ import pytest
 
 from .conftest import DEPLOY, NS, SA, Cluster
 
+INSTANCE = "raworc-doctor-test"
+
 pytestmark = pytest.mark.slow
 
 REDUCED_ROLE = f"""
@@ -19,7 +21,10 @@ metadata:
 rules:
 - apiGroups: [""]
   resources: ["pods", "persistentvolumeclaims"]
-  verbs: ["create", "get", "list", "delete"]
+  verbs: ["create", "get", "list", "delete", "patch"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "create", "update"]
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
@@ -86,11 +91,15 @@ def test_doctor_passes_every_check_with_the_service_accounts_token(
     deployed: Cluster, tmp_path: Path
 ) -> None:
     token = deployed.create_token()
-    done = deployed.spawner("doctor", token=token, cwd=tmp_path)
+    done = deployed.spawner(
+        "doctor", token=token, cwd=tmp_path, env={"RAWORC_INSTANCE_NAME": INSTANCE}
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert f"✓ namespace {NS} exists" in lines
-    assert f"✓ RBAC: all 13 permissions granted in {NS}" in lines
+    assert f"✓ RBAC: all 18 permissions granted in {NS}" in lines
+    owners = [line for line in lines if line.startswith(f"- session pods and claims in {NS}: ")]
+    assert owners == [f"- session pods and claims in {NS}: 0 of this instance ({INSTANCE})"]
     assert "✓ default storage class standard will provision workspaces" in lines
     assert not [line for line in lines if line.startswith("✗")]
     assert deployed.kubectl("auth", "can-i", "watch", "pods", "-n", NS, token=token).stdout == (
