@@ -7,6 +7,7 @@ Examples::
     python -m benchmarks --scenarios rest                 # REST throughput only
     python -m benchmarks --scenarios wake                 # wake latency through the proxy
     python -m benchmarks -n 20 --steady-seconds 3 --flood-events 2000 --rest-seconds 2  # smoke
+    python -m benchmarks failover --rounds 10             # leader failover of 3 replicas
 
 Prints the tables, and writes ``results.json``, ``spawn-latency-cdf.png`` and the processes'
 logs (``sides.log``) into ``--out``. Exit status 0 when every side started every server
@@ -91,7 +92,12 @@ def all_ready(results: dict[str, Any]) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = parse(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["failover"]:  # its own set-up and options: benchmarks/failover.py
+        from benchmarks import failover
+
+        return failover.main(args[1:])
+    options = parse(args)
     results = run(options)
     write_outputs(results, options)
     return 0 if all_ready(results) else 1
