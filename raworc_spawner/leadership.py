@@ -34,6 +34,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -258,6 +260,14 @@ def check_timings(lease: float, renew_deadline: float, retry: float) -> None:
         )
 
 
+#: Longest duration setting, in seconds (a Lease's duration is an int32 of seconds).
+MAX_SECONDS = 86400.0
+#: A DNS-1123 subdomain, the rule for Lease names (Kubernetes API conventions).
+_LEASE_NAME_RE = re.compile(
+    r"(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
+
+
 class LeaderElection(LoggingConfigurable):
     """Settings of the election that picks the replica running the background loops.
 
@@ -300,9 +310,23 @@ class LeaderElection(LoggingConfigurable):
     @validate("lease_duration_seconds", "renew_deadline_seconds", "retry_period_seconds")
     def _positive(self, proposal: dict[str, float]) -> float:
         value = float(proposal["value"])
-        if value <= 0:
+        if not math.isfinite(value) or value <= 0 or value > MAX_SECONDS:
             name = proposal["trait"].name  # type: ignore[attr-defined]
-            raise InvalidConfig(f"LeaderElection.{name}", value, "must be > 0 seconds")
+            raise InvalidConfig(
+                f"LeaderElection.{name}", value, f"must be > 0 and at most {MAX_SECONDS:g} seconds"
+            )
+        return value
+
+    @validate("lease_name")
+    def _lock_name(self, proposal: dict[str, str]) -> str:
+        value = str(proposal["value"])
+        if value and not _LEASE_NAME_RE.fullmatch(value):
+            raise InvalidConfig(
+                "LeaderElection.lease_name",
+                value,
+                "must be empty or a Lease name: at most 253 lowercase letters, digits, '-' and "
+                "'.', starting and ending with a letter or digit",
+            )
         return value
 
     def check(self) -> None:
