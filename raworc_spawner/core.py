@@ -132,14 +132,16 @@ def make_backend(
 
 
 def instance_name_of(settings: CoreSettings, store: SessionStore, **configurable: Any) -> str:
-    """The configured instance name, checked, or the one derived from store and namespace."""
+    """The configured instance name, checked, or the one derived from store and namespace.
+
+    The namespace is ``KubernetesSettings.namespace`` whichever backend runs, so that a switch
+    of ``KUBERNETES_ENABLED`` keeps the instance (and its sessions recognisably its own).
+    """
     if settings.instance_name:
         return check_instance_name(settings.instance_name)
-    namespace = ""
-    if settings.kubernetes_enabled:
-        from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
+    from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
 
-        namespace = str(KubernetesSettings(**configurable).namespace)
+    namespace = str(KubernetesSettings(**configurable).namespace)
     return derive_instance_name(store.url, namespace)
 
 
@@ -166,6 +168,7 @@ class Core:
         self.manager = SessionManager(
             store=self.store, backend=self.backend, **configurable, **manager_settings
         )
+        self.manager.leader = lambda: self.is_leader
         self.reconciler = Reconciler(manager=self.manager, **configurable)
         self.culler = Culler(manager=self.manager, **configurable) if settings.culler else None
         self.election = LeaderElection(**configurable)

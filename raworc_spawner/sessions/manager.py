@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from raworc_spawner.backends.base import Backend, BackendEvent
 from raworc_spawner.errors import (
     BackendError,
     BackendMismatch,
+    Conflict,
     InvalidTransition,
     SessionFailed,
 )
@@ -68,6 +69,9 @@ from raworc_spawner.sessions.writer import SessionWriter
 S = SessionState
 K = EventKind
 SYSTEM = Principal("raworc-system", admin=True)
+#: Seconds the leader of several replicas waits before it treats compute that went away as
+#: lost, so that a pause or delete by another replica has written its state first.
+REPLICA_EVENT_GRACE_SECONDS = 5.0
 
 
 class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
@@ -104,10 +108,12 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             runtimes=self._runtimes,
             tasks=self._tasks,
             handles=self.handles,
-            on_lost=self.compute_lost,
-            on_exited=self.compute_exited,
+            on_lost=self._lost_event,
+            on_exited=self._exited_event,
         )
         self._sync = ReplicaSync(store, self._cache, self._bus)
+        #: Whether this process runs the background loops now (set by the composition root).
+        self.leader: Callable[[], bool] = lambda: True
         self._waker = Waker(
             bus=self._bus,
             runtimes=self._runtimes,
@@ -135,7 +141,8 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
 
         Sessions recorded before records named their backend are assigned this one's.
         """
-        if assigned := await self._store.assign_backend(self._backend.name):
+        mine = self._backend.instance_name
+        if assigned := await self._store.assign_backend(self._backend.name, mine):
             self.log.info("%d sessions recorded as on the %s backend", assigned, self._backend.name)
         await self._backend.start(self._router)
         await self._sync.start()
@@ -176,6 +183,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             waiting_timeout_seconds=request.waiting_timeout_seconds,
             parent_session_id=overrides.clone_from,
             backend=self._backend.name,
+            instance=self._backend.instance_name,
         )
         spec = build_spec(session, overrides)
         self._backend.validate(spec)
@@ -197,6 +205,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         ``<parent name> (remix)``.
         """
         parent = await self.get(principal, parent_id)
+        self._require_here(parent, "remix")
         request = CreateRequest(
             name=changes.get("name") or f"{parent.name} (remix)",
             namespace=changes.get("namespace") or parent.namespace,
@@ -387,9 +396,40 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
 
     # -- internals ----------------------------------------------------------------------------
 
+    async def _lost_event(self, session_id: str, message: str) -> Session | None:
+        if not await self._replica_may_act(session_id):
+            return None
+        return await self.compute_lost(session_id, message)
+
+    async def _exited_event(self, event: BackendEvent) -> Session | None:
+        if not await self._replica_may_act(event.session_id):
+            return None
+        return await self.compute_exited(event)
+
+    async def _replica_may_act(self, session_id: str) -> bool:
+        """Whether this server reacts to compute that went away by itself.
+
+        Alone on its store, at once. Replicas all see every pod go, including the one another
+        replica is pausing or deleting, which writes its state only once the pod is gone: so
+        only the leader reacts, after ``REPLICA_EVENT_GRACE_SECONDS``, on the record as the
+        store has it then.
+        """
+        if not self._store.shared:
+            return True
+        if not self.leader():
+            return False
+        await asyncio.sleep(REPLICA_EVENT_GRACE_SECONDS)
+        self._cache.forget(session_id)
+        return True
+
     def runs_here(self, session: Session) -> bool:
-        """Whether the session is on this server's backend (records older than the field are)."""
-        return session.backend in (None, self._backend.name)
+        """Whether the session is this server's: its backend and owner instance (records older
+        than those fields are)."""
+        return session.backend in (None, self._backend.name) and self.owns(session)
+
+    def owns(self, session: Session) -> bool:
+        """Whether the session belongs to this server's instance (or to no recorded one)."""
+        return session.instance in (None, self._backend.instance_name)
 
     async def _here_or_fresh(self, session: Session) -> Session:
         """A session of another backend as the store has it now: ``cleanup`` (another process)
@@ -399,6 +439,12 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
         return await self._cache.reload(session.id) or session
 
     def _require_here(self, session: Session, action: str) -> None:
+        if not self.owns(session):
+            raise Conflict(
+                f"cannot {action} session {session.id}: it belongs to instance "
+                f"{session.instance!r} and this server is {self._backend.instance_name!r} "
+                "(RaworcApp.instance_name / RAWORC_INSTANCE_NAME); use a server of that instance"
+            )
         if not self.runs_here(session):
             raise BackendMismatch(
                 session.id,
@@ -411,6 +457,8 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
     async def _resume(self, session: Session, overrides: SpecOverrides) -> Session:
         """idle/error → init, then create compute (on the recorded workspace unless renewed)."""
         check_transition(session.state, S.INIT)
+        if not self.owns(session):
+            self._require_here(session, "resume")  # never taken over, new workspace or not
         if not overrides.new_workspace:
             self._require_here(session, "resume")
             session = await self._writer.transition(
@@ -435,6 +483,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             error=None,
             termination_reason=None,
             backend=here,
+            instance=self._backend.instance_name,
             persistent_volume_id=None,
             container_id=None,
         )

@@ -78,7 +78,8 @@ class Session:
     (``pvc-<PVC UID>`` on Kubernetes, ``pvc-<workspace UUID>`` locally). ``backend`` is the
     backend they are on (``kubernetes``, ``local``; None for records older than that field
     until a server assigns its own): a session is never resumed on another backend without
-    an explicit request for a new workspace.
+    an explicit request for a new workspace. ``instance`` is the owner instance whose server
+    made its objects: servers of other instances sharing the store leave it alone.
     """
 
     id: str
@@ -102,6 +103,7 @@ class Session:
     error: str | None = None
     version: int = 0
     backend: str | None = None
+    instance: str | None = None
 
     def evolve(self, **changes: Any) -> Session:
         """Return a copy with ``changes`` applied."""
@@ -130,6 +132,7 @@ class Session:
             "termination_reason": self.termination_reason,
             "error": self.error,
             "backend": self.backend,
+            "instance": self.instance,
         }
 
 

@@ -118,6 +118,7 @@ class SessionUpkeep:
                 terminated_at=None if found.has_compute else utcnow(),
                 termination_reason=None if found.has_compute else "Adopted",
                 backend=self._backend.name,
+                instance=self._backend.instance_name,
             )
             where = found.persistent_volume_id or "its compute"
             message = (

@@ -84,6 +84,7 @@ sessions_table = sa.Table(
     sa.Column("error", sa.Text),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("backend", sa.String(32)),
+    sa.Column("instance", sa.String(63)),
     sa.Index("ix_sessions_owner_created_at", "owner", "created_at"),
     sa.Index("ix_sessions_state_last_activity_at", "state", "last_activity_at"),
     sa.Index("ix_sessions_namespace", "namespace"),
@@ -128,6 +129,7 @@ def session_values(session: Session) -> dict[str, Any]:
         "termination_reason": session.termination_reason,
         "error": session.error,
         "backend": session.backend,
+        "instance": session.instance,
     }
     for name in TIMESTAMPS:
         value = getattr(session, name)
@@ -160,6 +162,7 @@ def row_to_session(row: sa.Row[Any]) -> Session:
         error=m["error"],
         version=m["version"],
         backend=m["backend"],
+        instance=m["instance"],
     )
 
 

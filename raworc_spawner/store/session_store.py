@@ -317,14 +317,17 @@ class SessionStore:
                 counts[SessionState(state)] = count
         return counts
 
-    async def assign_backend(self, backend: str) -> int:
-        """Record ``backend`` on sessions stored before records named theirs; returns how many.
+    async def assign_backend(self, backend: str, instance: str) -> int:
+        """Record ``backend`` and ``instance`` on sessions stored before records named them.
 
-        Their version is not changed (the field was unknown, not changed by anyone).
+        Returns how many sessions were assigned. Their version is not changed (the fields were
+        unknown, not changed by anyone).
         """
         async with self._write() as conn:
             result = await conn.execute(
-                sa.update(sessions_table).where(_S.backend.is_(None)).values(backend=backend)
+                sa.update(sessions_table)
+                .where(_S.backend.is_(None))
+                .values(backend=backend, instance=sa.func.coalesce(_S.instance, instance))
             )
             return int(result.rowcount or 0)
 

@@ -111,6 +111,7 @@ async def test_a_session_whose_record_was_lost_is_re_adopted_at_restart(tmp_path
         assert await pid_of(manager, session.id) == pid  # the same process, never restarted
         events = await manager.events(ALICE, session.id)
         assert [(e.kind, e.reason) for e in events][:1] == [("adopted", "Adopted")]
+        await manager.delete(ALICE, session.id)  # its process must not outlive the test
 
 
 @pytest.mark.asyncio

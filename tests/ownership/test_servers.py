@@ -180,3 +180,4 @@ async def test_a_backend_switch_neither_runs_a_session_twice_nor_hides_its_pod(
         moved = await until_state(local.manager, sid, "ready", timeout=10)
         assert moved.backend == "local"
         assert stored_pod(kubesim, sid) is None
+        await local.manager.delete(ALICE, sid)  # its process must not outlive the test

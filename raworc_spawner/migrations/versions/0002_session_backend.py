@@ -1,4 +1,4 @@
-"""Each session remembers the backend its workspace and compute are on.
+"""Each session remembers the backend its workspace and compute are on, and its owner instance.
 
 Revision ID: 0002
 Revises: 0001
@@ -23,8 +23,10 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("sessions") as batch:
         batch.add_column(sa.Column("backend", sa.String(32), nullable=True))
+        batch.add_column(sa.Column("instance", sa.String(63), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("sessions") as batch:
+        batch.drop_column("instance")
         batch.drop_column("backend")
