@@ -126,7 +126,11 @@ def _cleanup(args: list[str]) -> int:
 
     delete = "--delete" in args
     app = _app([a for a in args if a != "--delete"])
-    findings = asyncio.run(cleanup(app, delete=delete))
+    try:
+        findings = asyncio.run(cleanup(app, delete=delete))
+    except RaworcError as e:  # an unreachable cluster, a bad kubeconfig: one line, no traceback
+        print(f"raworc-spawner cleanup: {e}", file=sys.stderr)
+        return 2
     for finding in findings:
         print(finding.line())
     if not findings:
