@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -154,7 +155,7 @@ class ReplicaSet:
             self._api = httpx.Client(
                 base_url=self.cluster.url,
                 headers={"Authorization": f"Bearer {self.cluster.sim.token}"},
-                verify=str(self.cluster.ca_file),
+                verify=ssl.create_default_context(cafile=str(self.cluster.ca_file)),
                 timeout=10,
             )
         return self._api
