@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from raworc_spawner.backends.base import Backend
-from raworc_spawner.errors import SessionFailed
+from raworc_spawner.errors import InvalidTransition, SessionFailed
 from raworc_spawner.loops import BackgroundTasks
 from raworc_spawner.sessions import metrics
 from raworc_spawner.sessions.cache import SessionCache
@@ -97,9 +97,12 @@ class ReadinessWatcher:
             fields: dict[str, Any] = {"started_at": now, "last_activity_at": now}
             if container_id:
                 fields["container_id"] = container_id
-            await self._writer.transition(
-                session, SessionState.READY, EventKind.READY, "session is ready", **fields
-            )
+            try:
+                await self._writer.transition(
+                    session, SessionState.READY, EventKind.READY, "session is ready", **fields
+                )
+            except InvalidTransition:
+                return  # another replica watching the same start settled it first
             began, runtime.started = runtime.started, None
             if began is not None:
                 elapsed = time.monotonic() - began

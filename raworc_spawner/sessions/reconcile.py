@@ -84,6 +84,7 @@ class Reconciler(LoggingConfigurable):
         self._loop: PeriodicTask | None = None
         self._first: asyncio.Task[object] | None = None
         self._claimed = False
+        self._lost_seen: dict[str, float] = {}
 
     async def start(self, *, startup: bool = True) -> None:
         """Reconcile once now (waiting at most ``startup_wait_seconds``), then periodically.
@@ -136,7 +137,7 @@ class Reconciler(LoggingConfigurable):
                 actions.setdefault("claimed", []).extend(claimed)
             for session in page.items:
                 known.add(session.id)
-                action = await self._reconcile_session(session, workspaces)
+                action = await self._reconcile_session(session, workspaces, startup=startup)
                 if action:
                     actions.setdefault(action, []).append(session.id)
             if page.next_cursor is None:
@@ -153,16 +154,16 @@ class Reconciler(LoggingConfigurable):
         return actions
 
     async def _reconcile_session(
-        self, session: Session, workspaces: frozenset[str] | None
+        self, session: Session, workspaces: frozenset[str] | None, *, startup: bool
     ) -> str | None:
         try:
-            return await self._reconcile_one(session, workspaces)
+            return await self._reconcile_one(session, workspaces, startup=startup)
         except RaworcError as e:
             self.log.warning("could not reconcile session %s: %s", session.id, e)
             return None
 
     async def _reconcile_one(
-        self, session: Session, workspaces: frozenset[str] | None
+        self, session: Session, workspaces: frozenset[str] | None, *, startup: bool
     ) -> str | None:
         if not self.manager.handles(session) or not self.manager.runs_here(session):
             return None
@@ -186,8 +187,24 @@ class Reconciler(LoggingConfigurable):
                 await self.manager.adopt_starting(session.id)
                 return "watching"
             return None
+        if not startup and self.manager.replicated and not self._lost_long_enough(session.id):
+            return None
         await self.manager.compute_lost(session.id, "compute is gone (found at reconciliation)")
         return f"compute lost ({self.manager.lost_compute_policy})"
+
+    def _lost_long_enough(self, session_id: str) -> bool:
+        """Whether the session has had no compute for ``orphan_grace_seconds`` of passes.
+
+        With replicas, another one may be creating its compute (the record is written first) or
+        pausing it (the pod goes first): only what stays missing is lost. A lone server has
+        nothing in flight that it does not know of, and treats missing compute as lost at once.
+        """
+        now = time.monotonic()
+        first = self._lost_seen.setdefault(session_id, now)
+        if now - first < self.orphan_grace_seconds:
+            return False
+        del self._lost_seen[session_id]
+        return True
 
     async def _claim_unowned(self, sessions: list[Session]) -> list[str]:
         """Claim unowned objects of recorded sessions; wait (briefly) until the caches have them."""

@@ -29,6 +29,11 @@ class SessionUpkeep:
     max_events_per_session: int
     default_waiting_timeout_seconds: int
 
+    @property
+    def replicated(self) -> bool:
+        """Whether other servers may share this store (and act on its sessions) now."""
+        return self._store.shared
+
     async def compute_usage(self, session_ids: Collection[str]) -> Mapping[str, float]:
         """Recent CPU use of the sessions' compute, in millicores (absent: no sample)."""
         if not session_ids:
