@@ -96,6 +96,10 @@ SESSION = obj(
             "description": "The backend the session's workspace and compute are on "
             "(kubernetes, local).",
         },
+        "instance": {
+            **NULLABLE_STRING,
+            "description": "The owner instance whose server made the session's objects.",
+        },
     }
 )
 
