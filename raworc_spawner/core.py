@@ -131,7 +131,7 @@ def make_backend(
     return backend
 
 
-def instance_name_of(settings: CoreSettings, store: SessionStore, **configurable: Any) -> str:
+def instance_name_of(settings: CoreSettings, store_url: str, **configurable: Any) -> str:
     """The configured instance name, checked, or the one derived from store and namespace.
 
     The namespace is ``KubernetesSettings.namespace`` whichever backend runs, so that a switch
@@ -142,7 +142,7 @@ def instance_name_of(settings: CoreSettings, store: SessionStore, **configurable
     from raworc_spawner.backends.kubernetes.settings import KubernetesSettings
 
     namespace = str(KubernetesSettings(**configurable).namespace)
-    return derive_instance_name(store.url, namespace)
+    return derive_instance_name(store_url, namespace)
 
 
 def replica_identity() -> str:
@@ -156,7 +156,7 @@ class Core:
     def __init__(self, settings: CoreSettings, **configurable: Any) -> None:
         self.settings = settings
         self.store = settings.make_store()
-        self.instance_name = instance_name_of(settings, self.store, **configurable)
+        self.instance_name = instance_name_of(settings, self.store.url, **configurable)
         self.backend = make_backend(settings, instance_name=self.instance_name, **configurable)
         manager_settings: dict[str, Any] = {}
         if settings.shared_store:

@@ -69,15 +69,10 @@ class Check:
 
 async def doctor(app: RaworcApp) -> list[Check]:
     """Run every check against the configured cluster."""
-    from raworc_spawner.core import check_instance_name, derive_instance_name
+    from raworc_spawner.core import instance_name_of
 
-    probe = KubernetesBackend(parent=app)
     try:
-        instance = (
-            check_instance_name(app.instance_name)
-            if app.instance_name
-            else derive_instance_name(app.effective_db_url(), probe.namespace)
-        )
+        instance = instance_name_of(app.core_settings(), app.effective_db_url(), parent=app)
     except RaworcError as e:
         return [Check(False, f"configuration: {e}", "fix RaworcApp.instance_name")]
     backend = KubernetesBackend(parent=app, instance_name=instance)
@@ -249,7 +244,7 @@ async def cleanup(app: RaworcApp, *, delete: bool) -> list[Finding]:
     store = SessionStore(app.effective_db_url())
     await store.open()
     try:
-        instance = instance_name_of(settings, store, parent=app)
+        instance = instance_name_of(settings, store.url, parent=app)
         backend = make_backend(settings, instance_name=instance, parent=app)
         await backend.start(lambda event: None)
         try:
@@ -318,7 +313,7 @@ async def _left_elsewhere(
     name = "kubernetes" if settings.kubernetes_enabled else "local"
     try:
         async with asyncio.timeout(OTHER_BACKEND_TIMEOUT_SECONDS):
-            instance = instance_name_of(settings, store, parent=app)
+            instance = instance_name_of(settings, store.url, parent=app)
             other = make_backend(settings, instance_name=instance, parent=app)
             await other.start(lambda event: None)
     except (RaworcError, TimeoutError) as e:

@@ -280,7 +280,8 @@ class Backend(Protocol):
         """Mark objects that name no owner instance as this instance's, for these sessions.
 
         For objects made before owners were recorded: the caller passes the ids its store has
-        records of. Returns the ids of the sessions whose objects were claimed.
+        records of. Returns the ids of the sessions whose objects were claimed, once
+        :meth:`inventory` and the caches show them.
         """
 
     def waiting_on(self, session_id: str) -> str | None:

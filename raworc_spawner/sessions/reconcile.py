@@ -40,8 +40,6 @@ from raworc_spawner.sessions.manager import SYSTEM, SessionManager
 from raworc_spawner.sessions.model import Session, SessionState
 
 S = SessionState
-#: Seconds the first pass waits for claimed objects to reach the backend's caches.
-CLAIM_WAIT_SECONDS = 10.0
 
 
 class Reconciler(LoggingConfigurable):
@@ -207,7 +205,7 @@ class Reconciler(LoggingConfigurable):
         return True
 
     async def _claim_unowned(self, sessions: list[Session]) -> list[str]:
-        """Claim unowned objects of recorded sessions; wait (briefly) until the caches have them."""
+        """Claim unowned objects of recorded sessions (the backend returns once it sees them)."""
         inventory = await self.manager.inventory()
         have = inventory.compute | inventory.workspaces
         missing = [s.id for s in sessions if s.id not in have and self.manager.runs_here(s)]
@@ -218,12 +216,6 @@ class Reconciler(LoggingConfigurable):
                 "older version)",
                 len(claimed),
             )
-            deadline = time.monotonic() + CLAIM_WAIT_SECONDS
-            while time.monotonic() < deadline:
-                seen = await self.manager.inventory()
-                if set(claimed) <= seen.compute | seen.workspaces:
-                    break
-                await asyncio.sleep(0.05)
         return claimed
 
     async def _orphans(self, known: set[str], *, startup: bool) -> tuple[list[str], list[str]]:

@@ -80,18 +80,8 @@ def change_payload(
         raise ValueError(f"change payload of {len(bare)} characters is too long to notify")
     if event is None:
         return bare
-    full = json.dumps(data | {"event": _event_fields(event)}, separators=(",", ":"))
+    full = json.dumps(data | {"event": event.to_dict()}, separators=(",", ":"))
     return full if len(full.encode()) <= MAX_PAYLOAD_BYTES else bare
-
-
-def _event_fields(event: SessionEvent) -> dict[str, Any]:
-    return {
-        "kind": event.kind.value,
-        "message": event.message,
-        "state": event.state.value if event.state else None,
-        "reason": event.reason,
-        "timestamp": event.timestamp.isoformat(),
-    }
 
 
 def _parse_event(session_id: str, seq: int | None, fields: Any) -> SessionEvent | None:
