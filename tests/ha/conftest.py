@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 import pytest_asyncio
 
 from kubesim import KubeSim, KubeSimConfig
 from raworc_spawner.backends.kubernetes.client import ConnectionOptions, KubeClient, RetryPolicy
-from raworc_spawner.store.leader import asyncpg_dsn
 from tests.conftest import require
+from tests.postgres import empty_schema
 from tests.store.conftest import postgres_url
 
 __all__ = ["postgres_url"]
@@ -52,9 +51,4 @@ async def pg_url(postgres_url: str | None) -> str:
         "PostgreSQL tests need RAWORC_TEST_POSTGRES_URL (source scripts/postgres-for-tests)",
     )
     assert postgres_url is not None
-    conn = await asyncpg.connect(asyncpg_dsn(postgres_url))
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    finally:
-        await conn.close()
-    return postgres_url
+    return await empty_schema(postgres_url)

@@ -18,12 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
-from sqlalchemy.engine import make_url
 
-from raworc_spawner.store.leader import asyncpg_dsn
 from tests.operator.conftest import NS, Cluster, Server, kill, running_cluster, start_server
+from tests.postgres import create_database, drop_database
 
 #: kubesim nodes big enough that hundreds of session pods all schedule.
 BIG_NODES = ("--nodes", "2", "--node-cpu", "1000", "--node-memory", "4000Gi")
@@ -76,34 +74,6 @@ class Replica:
 def pid_of(identity: str) -> int:
     """The process id in an election identity ``<host>-<pid>-<suffix>`` (see ``core.py``)."""
     return int(identity.rsplit("-", 2)[1])
-
-
-def fresh_database(base_url: str, name: str) -> str:
-    """(Re)create database ``name`` on the server of ``base_url``; return its URL."""
-
-    async def create() -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(base_url))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_database(base_url: str, name: str) -> None:
-    """Drop database ``name`` (every connection to it is ended first)."""
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(base_url))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
 
 
 @dataclass
@@ -219,7 +189,7 @@ def replica_set(
 ) -> Iterator[ReplicaSet]:
     """A kubesim with deploy/ applied and a fresh database; the replicas are started by the
     caller (:meth:`ReplicaSet.start_all`); all are killed and the database dropped after."""
-    db_url = fresh_database(base_db_url, database)
+    db_url = asyncio.run(create_database(base_db_url, database))
     try:
         with running_cluster(root / "cluster", *kubesim_args) as cluster:
             cluster.apply_deploy()
@@ -230,4 +200,4 @@ def replica_set(
             finally:
                 replicas.close()
     finally:
-        drop_database(base_db_url, database)
+        asyncio.run(drop_database(base_db_url, database))

@@ -7,48 +7,20 @@ of their own (created once per test run and worker), with an empty schema for ev
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
-from sqlalchemy.engine import make_url
 
 from raworc_spawner.sessions.model import Session, new_session_id
 from raworc_spawner.store import SessionStore
+from tests.postgres import POSTGRES_ENV, create_database, drop_database, empty_schema, run_alone
 
-POSTGRES_ENV = "RAWORC_TEST_POSTGRES_URL"
 #: A fixed instant the tests build their times on.
 T0 = datetime(2030, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-
-
-def _asyncpg_dsn(url: str, *, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
-def _run_in_thread(coro_fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run a coroutine on a private event loop, leaving the tests' loop alone."""
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(coro_fn())
-        except BaseException as e:  # re-raised in the caller's thread
-            failure.append(e)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
 
 
 @pytest.fixture(scope="session")
@@ -59,27 +31,8 @@ def postgres_url() -> Iterator[str | None]:
         yield None
         return
     name = f"raworc_store_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(_asyncpg_dsn(base))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            await conn.execute(f'CREATE DATABASE "{name}"')
-            # Durability is not under test here; not waiting for WAL flushes keeps the suite fast.
-            await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit TO off')
-        finally:
-            await conn.close()
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(_asyncpg_dsn(base))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    _run_in_thread(create)
-    yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    _run_in_thread(drop)
+    yield run_alone(lambda: create_database(base, name, durable=False))
+    run_alone(lambda: drop_database(base, name))
 
 
 @pytest_asyncio.fixture(params=["sqlite", "postgresql"])
@@ -93,12 +46,7 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true but {reason}")
         pytest.skip(reason)
-    conn = await asyncpg.connect(_asyncpg_dsn(url))
-    try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    finally:
-        await conn.close()
-    return url
+    return await empty_schema(url)
 
 
 @pytest_asyncio.fixture
