@@ -14,6 +14,7 @@ lock otherwise; see :mod:`raworc_spawner.leadership`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -191,9 +192,9 @@ class Core:
         """Open the store, start the backend and manager, then the loops (on the leader).
 
         A single process (SQLite store) reconciles at once, as a start-up pass. Replicas
-        campaign; the one elected reconciles and runs the culler, and start-up waits for the
-        first attempt (at most one retry period) so that a lone replica is ready when it
-        returns.
+        campaign; the one elected reconciles and runs the culler. Start-up waits for the first
+        attempt (at most two retry periods) and, when it won, for the start-up pass (at most
+        ``Reconciler.startup_wait_seconds``); a follower goes on at once.
         """
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
         await self.store.open()
@@ -212,11 +213,7 @@ class Core:
                 log=log,
             )
             self.leadership.start()
-            wait = self.election.retry_period_seconds + self.reconciler.startup_wait_seconds
-            try:
-                await asyncio.wait_for(self._elected.wait(), wait)
-            except TimeoutError:
-                log.info("not the leader: background loops run on another replica")
+            await self._first_election(self.leadership)
         except BaseException:
             await self.close()
             raise
@@ -234,11 +231,32 @@ class Core:
         await self.manager.close()
         await self.store.close()
 
+    async def _first_election(self, leadership: Leadership) -> None:
+        """Wait for the first attempt; an elected replica waits for its start-up pass too."""
+        retry = self.election.retry_period_seconds
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(leadership.attempted.wait(), 2 * retry)
+        if leadership.is_leader:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._elected.wait(), self.reconciler.startup_wait_seconds)
+        elif leadership.failing or not leadership.attempted.is_set():
+            log.error(
+                "leader election with %s is failing: background loops (reconciler, culler) run "
+                "on no replica until it works; see the warning above and `raworc-spawner doctor`",
+                leadership.elector.describe(),
+            )
+        else:
+            log.info(
+                "not the leader (yet): background loops run on the holder of %s, or here once "
+                "it is taken over",
+                leadership.elector.describe(),
+            )
+
     def _elector(self) -> Elector:
         """A Lease in the session namespace on Kubernetes, else a lock in the store."""
         identity = replica_identity()
         lease = self.election.lease_duration_seconds
-        timeout = self.election.retry_period_seconds * 0.75
+        timeout = self.election.renew_deadline_seconds
         if self.settings.kubernetes_enabled:
             from raworc_spawner.backends.kubernetes.lease import LeaseElector
 

@@ -123,6 +123,14 @@ class Leadership:
         self._failing = False
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: Set once the first attempt is over (won, lost or failed): then :attr:`is_leader`
+        #: and :attr:`failing` say how this candidate stands.
+        self.attempted = asyncio.Event()
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last attempt failed (an error or a timeout, not another's lock)."""
+        return self._failing
 
     @property
     def is_leader(self) -> bool:
@@ -155,7 +163,10 @@ class Leadership:
         )
         while not self._stopping.is_set():
             started = time.monotonic()
-            if await self._attempt(self.retry_seconds):
+            held = await self._attempt(self.retry_seconds)
+            self._leader = held
+            self.attempted.set()
+            if held:
                 await self._lead(started)
             await self._pause(self.retry_seconds)
         await self._release()  # also frees a lock held by a candidate not yet leading
@@ -192,7 +203,9 @@ class Leadership:
                     self.renew_deadline_seconds,
                 )
                 return
-            if await self._attempt(min(self.retry_seconds, deadline - started)):
+            # Like client-go, a renewal may take until the deadline (a slow API server under
+            # load is no reason to step down while there is time left).
+            if await self._attempt(deadline - started):
                 renewed_at = started  # the others saw the renewal no earlier than this
 
     async def _attempt(self, timeout: float) -> bool:
