@@ -66,6 +66,9 @@ class OwnerRecord:
     created_at: datetime | None = None
     cloned_from: str | None = None
     volume_id: str | None = None
+    #: The workspace directory's identity (``<device>:<inode>``) once made: a directory
+    #: replaced in place (removed and made again, moved aside) has another.
+    directory: str | None = None
 
     def to_json(self) -> str:
         """The record as the JSON object written to its file."""
@@ -78,6 +81,7 @@ class OwnerRecord:
             "created_at": format_time(self.created_at) if self.created_at else None,
             "cloned_from": self.cloned_from,
             "volume_id": self.volume_id,
+            "directory": self.directory,
         }
         return json.dumps(data, ensure_ascii=False)
 
@@ -103,6 +107,7 @@ class OwnerRecord:
             created_at=parse_time(data.get("created_at")),
             cloned_from=text("cloned_from"),
             volume_id=text("volume_id"),
+            directory=text("directory"),
         )
 
     def found(

@@ -21,6 +21,7 @@ contrast, belong to the data directory (:mod:`~raworc_spawner.backends.local_sca
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import uuid
@@ -150,19 +151,31 @@ class Workspaces:
             )
         present = self.path(sid).is_dir()
         volume_id = self.volume_id(sid) if present else None
+        directory = directory_identity(self.path(sid)) if present else None
         if spec.expected_volume is not None:
             self._check_expected(sid, spec.expected_volume, present=present, found=volume_id)
+            recorded = previous.directory if previous else None
+            if recorded and directory != recorded:
+                why = f"another directory ({directory}, was {recorded}) took its place"
+                raise self._lost(sid, spec.expected_volume, why)
         volume_id = volume_id or f"pvc-{uuid.uuid4()}"
         # The record comes first: a crash after it leaves no workspace without an owner.
-        self.owners.write(sid, self._record(spec, previous, volume_id))
+        record = self._record(spec, previous, volume_id, directory)
+        self.owners.write(sid, record)
         if not present:
             await self._make(sid, clone_from=spec.clone_from)
+            made = directory_identity(self.path(sid))
+            self.owners.write(sid, dataclasses.replace(record, directory=made))
         if self._volume_file_text(sid) != volume_id:
             write_atomic(self.volume_file(sid), volume_id)
         return volume_id
 
     def _record(
-        self, spec: SessionSpec, previous: OwnerRecord | None, volume_id: str
+        self,
+        spec: SessionSpec,
+        previous: OwnerRecord | None,
+        volume_id: str,
+        directory: str | None,
     ) -> OwnerRecord:
         """The owner record of a session about to get (or keep) workspace ``volume_id``.
 
@@ -177,6 +190,7 @@ class Workspaces:
             created_at=spec.created_at or (previous.created_at if previous else None),
             cloned_from=spec.clone_from or (previous.cloned_from if previous else None),
             volume_id=volume_id,
+            directory=directory,
         )
 
     def _check_expected(self, sid: str, expected: str, *, present: bool, found: str | None) -> None:
@@ -222,3 +236,9 @@ class Workspaces:
         await asyncio.to_thread(shutil.rmtree, self.path(session_id), ignore_errors=True)
         self.volume_file(session_id).unlink(missing_ok=True)
         self.owners.remove(session_id)
+
+
+def directory_identity(path: Path) -> str:
+    """``<device>:<inode>`` of a directory: which directory it is, whatever its name."""
+    stat = path.stat()
+    return f"{stat.st_dev}:{stat.st_ino}"

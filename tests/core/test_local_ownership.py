@@ -129,6 +129,7 @@ async def test_the_owner_record_is_private_and_names_the_instance(
     volume = await run(backend)
 
     path = record_file(tmp_path)
+    workspace = backend.workspace(SID).stat()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text()) == {
         "instance": "raworc-a",
@@ -139,6 +140,7 @@ async def test_the_owner_record_is_private_and_names_the_instance(
         "created_at": "2025-01-02T03:04:05.678000Z",
         "cloned_from": None,
         "volume_id": volume,
+        "directory": f"{workspace.st_dev}:{workspace.st_ino}",
     }
 
 
@@ -212,6 +214,26 @@ async def test_a_workspace_holding_another_volume_fails_with_workspace_lost(
     assert f"volume {volume}" in failed.value.detail
     assert backend.process_id(SID) is None
     assert backend.workspace(SID).is_dir()  # the workspace found is kept as it is
+
+
+@pytest.mark.asyncio
+async def test_a_workspace_directory_replaced_in_place_fails_with_workspace_lost(
+    backend: LocalBackend, tmp_path: Path
+) -> None:
+    volume = await run(backend)
+    (backend.workspace(SID) / "notes.txt").write_text("precious")
+    await backend.pause(SID)
+    backend.workspace(SID).rename(tmp_path / "moved-aside")
+    backend.workspace(SID).mkdir()  # same name, same volume file: another directory
+
+    with pytest.raises(SessionFailed) as failed:
+        await backend.create(resume_of(volume))
+
+    assert failed.value.reason == "WorkspaceLost"
+    assert "another directory" in failed.value.detail
+    assert f"(volume {volume})" in failed.value.detail
+    assert backend.process_id(SID) is None
+    assert list(backend.workspace(SID).iterdir()) == []  # left as found, nothing run in it
 
 
 @pytest.mark.asyncio
