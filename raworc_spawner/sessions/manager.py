@@ -257,6 +257,7 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
                 self._require_here(session, "pause")
                 return await self._pause(session, K.PAUSED, "Paused", "paused on request")
             if target == S.BUSY or (target == S.READY and session.state == S.BUSY):
+                self._require_here(session, f"mark {target}")
                 return await self._writer.transition(
                     session, target, K.AGENT, f"agent reports {target}", last_activity_at=utcnow()
                 )
@@ -471,8 +472,9 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             message = f"resuming with a new workspace if the old one ({old}) is gone"
         else:
             message = (
-                f"resuming on the {here} backend with a new, empty workspace (the old one, "
-                f"{old}, stays on the {session.backend} backend)"
+                f"resuming on the {here} backend, in the workspace it had there if that is "
+                f"still there, else a new, empty one (the {session.backend} one, {old}, stays "
+                "where it is)"
             )
         session = await self._writer.transition(
             session,

@@ -155,6 +155,8 @@ async def test_a_backend_switch_neither_runs_a_session_twice_nor_hides_its_pod(
             await local.manager.set_state(ALICE, sid, "ready")
         with pytest.raises(BackendMismatch):
             await local.manager.delete(ALICE, sid)
+        with pytest.raises(BackendMismatch, match="cannot mark busy"):
+            await local.manager.set_state(ALICE, sid, "busy")
         await local.reconciler.reconcile()
         assert (await local.manager.get(ALICE, sid)).state == "ready"  # not mistaken for lost
         assert uid(stored_pod(kubesim, sid)) == pod_uid
