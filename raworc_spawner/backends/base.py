@@ -276,6 +276,12 @@ class Backend(Protocol):
     async def foreign(self) -> Sequence[ForeignObject]:
         """Objects with the session labels that belong to another instance (or to none)."""
 
+    async def rename(self, session_id: str, name: str) -> None:
+        """Record a session's new name on its objects (what :meth:`describe` reads back).
+
+        Nothing when the session has no objects (or only another instance's).
+        """
+
     async def claim(self, session_ids: Collection[str]) -> Sequence[str]:
         """Mark objects that name no owner instance as this instance's, for these sessions.
 

@@ -426,6 +426,10 @@ class LocalBackend(LoggingConfigurable):
         """
         return self._workspaces.foreign(running=self._running())
 
+    async def rename(self, session_id: str, name: str) -> None:
+        """Put the new name in the session's owner record."""
+        self._workspaces.rename(session_id, name)
+
     async def claim(self, session_ids: Collection[str]) -> Sequence[str]:
         """Nothing to claim locally: returns [].
 

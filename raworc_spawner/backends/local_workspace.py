@@ -133,6 +133,12 @@ class Workspaces:
             found.append(record.found(sid, container_id=container_id, volume_id=volume_id))
         return found
 
+    def rename(self, session_id: str, name: str) -> None:
+        """Put the session's new name in its owner record (only this instance's record)."""
+        record = self.owners.read(session_id)
+        if record is not None and record.instance == self.instance_name:
+            self.owners.write(session_id, dataclasses.replace(record, name=name))
+
     async def ensure(self, spec: SessionSpec) -> str:
         """Record the owner, make the workspace if it may be made, and return its volume id.
 

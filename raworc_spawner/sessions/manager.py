@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -32,8 +32,6 @@ from traitlets import observe
 from raworc_spawner.backends.base import Backend, BackendEvent
 from raworc_spawner.errors import (
     BackendError,
-    BackendMismatch,
-    Conflict,
     InvalidTransition,
     SessionFailed,
 )
@@ -54,6 +52,7 @@ from raworc_spawner.sessions.model import (
     new_session_id,
     utcnow,
 )
+from raworc_spawner.sessions.placement import SessionPlacement
 from raworc_spawner.sessions.ports import Store
 from raworc_spawner.sessions.readiness import ReadinessWatcher
 from raworc_spawner.sessions.reads import SessionReads
@@ -69,12 +68,9 @@ from raworc_spawner.sessions.writer import SessionWriter
 S = SessionState
 K = EventKind
 SYSTEM = Principal("raworc-system", admin=True)
-#: Seconds the leader of several replicas waits before it treats compute that went away as
-#: lost, so that a pause or delete by another replica has written its state first.
-REPLICA_EVENT_GRACE_SECONDS = 5.0
 
 
-class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
+class SessionManager(SessionReads, SessionUpkeep, SessionPlacement, ManagerSettings):
     """Creates, changes and deletes sessions over a store and a backend."""
 
     def __init__(self, *, store: Store, backend: Backend, **kwargs: Any) -> None:
@@ -112,8 +108,6 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             on_exited=self._exited_event,
         )
         self._sync = ReplicaSync(store, self._cache, self._bus)
-        #: Whether this process runs the background loops now (set by the composition root).
-        self.leader: Callable[[], bool] = lambda: True
         self._waker = Waker(
             bus=self._bus,
             runtimes=self._runtimes,
@@ -231,6 +225,8 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             await self._writer.record(
                 session.id, K.UPDATED, f"updated {', '.join(sorted(changes))}"
             )
+            if "name" in changes and self.runs_here(session):
+                await self._rename_objects(session)
             return session
 
     async def set_state(
@@ -396,64 +392,6 @@ class SessionManager(SessionReads, SessionUpkeep, ManagerSettings):
             return await self._start_compute(session, NO_OVERRIDES)
 
     # -- internals ----------------------------------------------------------------------------
-
-    async def _lost_event(self, session_id: str, message: str) -> Session | None:
-        if not await self._replica_may_act(session_id):
-            return None
-        return await self.compute_lost(session_id, message)
-
-    async def _exited_event(self, event: BackendEvent) -> Session | None:
-        if not await self._replica_may_act(event.session_id):
-            return None
-        return await self.compute_exited(event)
-
-    async def _replica_may_act(self, session_id: str) -> bool:
-        """Whether this server reacts to compute that went away by itself.
-
-        Alone on its store, at once. Replicas all see every pod go, including the one another
-        replica is pausing or deleting, which writes its state only once the pod is gone: so
-        only the leader reacts, after ``REPLICA_EVENT_GRACE_SECONDS``, on the record as the
-        store has it then.
-        """
-        if not self._store.shared:
-            return True
-        if not self.leader():
-            return False
-        await asyncio.sleep(REPLICA_EVENT_GRACE_SECONDS)
-        self._cache.forget(session_id)
-        return True
-
-    def runs_here(self, session: Session) -> bool:
-        """Whether the session is this server's: its backend and owner instance (records older
-        than those fields are)."""
-        return session.backend in (None, self._backend.name) and self.owns(session)
-
-    def owns(self, session: Session) -> bool:
-        """Whether the session belongs to this server's instance (or to no recorded one)."""
-        return session.instance in (None, self._backend.instance_name)
-
-    async def _here_or_fresh(self, session: Session) -> Session:
-        """A session of another backend as the store has it now: ``cleanup`` (another process)
-        may have stopped its compute there and marked it idle."""
-        if self.runs_here(session):
-            return session
-        return await self._cache.reload(session.id) or session
-
-    def _require_here(self, session: Session, action: str) -> None:
-        if not self.owns(session):
-            raise Conflict(
-                f"cannot {action} session {session.id}: it belongs to instance "
-                f"{session.instance!r} and this server is {self._backend.instance_name!r} "
-                "(RaworcApp.instance_name / RAWORC_INSTANCE_NAME); use a server of that instance"
-            )
-        if not self.runs_here(session):
-            raise BackendMismatch(
-                session.id,
-                recorded=str(session.backend),
-                running=self._backend.name,
-                action=action,
-                running_there=session.state in ACTIVE_STATES,
-            )
 
     async def _resume(self, session: Session, overrides: SpecOverrides) -> Session:
         """idle/error → init, then create compute (on the recorded workspace unless renewed)."""

@@ -89,13 +89,14 @@ async def test_a_server_whose_store_was_wiped_re_adopts_its_sessions_with_their_
         running = await ready(first, "running", namespace="team-a")
         sleeping = await ready(first, "sleeping")
         await first.manager.set_state(ALICE, sleeping, "idle")
+        await first.manager.update(ALICE, sleeping, {"name": "renamed while asleep"})
         originals = {sid: await first.manager.get(ALICE, sid) for sid in (running, sleeping)}
     for leftover in data.glob("raworc.sqlite*"):
         leftover.unlink()
     async with server(kubesim, data) as again:
         adopted = await until_state(again.manager, running, "ready", timeout=10)
         idle = await again.manager.get(ALICE, sleeping)
-        assert idle.state == "idle"
+        assert (idle.state, idle.name) == ("idle", "renamed while asleep")
         for session in (adopted, idle):
             original = originals[session.id]
             assert (session.name, session.owner, session.namespace, session.created_at) == (

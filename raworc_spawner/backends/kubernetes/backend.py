@@ -322,6 +322,10 @@ class KubernetesBackend(BackendOptions):
         """Session pods and claims of other instances or of none (LISTed, never changed)."""
         return await self.ownership.foreign()
 
+    async def rename(self, session_id: str, name: str) -> None:
+        """Patch the session-name label and annotation of the session's pod and claim."""
+        await self.ownership.rename(session_id, name)
+
     async def claim(self, session_ids: Collection[str]) -> Sequence[str]:
         """Label these sessions' objects that name no instance as ours; once cached, their ids."""
         return await self.ownership.claim(session_ids)

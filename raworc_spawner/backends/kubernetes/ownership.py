@@ -210,6 +210,29 @@ class Ownership:
             if uid == _uid(obj) and not future.done():
                 future.set_result(None)
 
+    # -- rename ---------------------------------------------------------------------------------
+
+    async def rename(self, session_id: str, name: str) -> None:
+        """Put ``name`` in the session-name label and annotation of the session's cached objects.
+
+        Only objects this instance owns are cached, so only those are patched.
+        """
+        client = self._backend.require_client()
+        body = {
+            "metadata": {
+                "labels": {naming.SESSION_NAME_LABEL: naming.label_value(name)},
+                "annotations": {naming.SESSION_NAME_ANNOTATION: name},
+            }
+        }
+        for resource in (PVCS, PODS):
+            obj = self._backend.cached(resource, session_id)
+            if obj is None or podstate.is_terminating(obj):
+                continue
+            try:
+                await client.patch(resource, self._backend.namespace, obj["metadata"]["name"], body)
+            except APINotFound:
+                continue  # gone since the cache saw it: nothing left to name
+
     # -- the expected workspace -----------------------------------------------------------------
 
     async def verified_workspace(self, spec: SessionSpec) -> Obj:
