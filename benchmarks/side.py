@@ -186,10 +186,11 @@ class Runner:
     async def _start_generator(self) -> asyncio.subprocess.Process:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(self.pods, f)
+        # "--name=value": a token may start with "-", which argparse would take for an option.
         args = [
-            "--url", self.plan.url, "--token", self.plan.token, "--namespace", NAMESPACE,
-            "--count", str(self.plan.flood_events), "--related-pods", f.name,
-            "--related-fraction", str(self.plan.flood_related),
+            f"--url={self.plan.url}", f"--token={self.plan.token}", f"--namespace={NAMESPACE}",
+            f"--count={self.plan.flood_events}", f"--related-pods={f.name}",
+            f"--related-fraction={self.plan.flood_related}",
         ]  # fmt: skip
         return await asyncio.create_subprocess_exec(sys.executable, "-m", "benchmarks.flood", *args)
 

@@ -114,7 +114,7 @@ class KubeSimConfig:
     tls: bool = False
     """Serve HTTPS with a self-signed certificate. kubectl needs it: client-go sends bearer
     tokens only over TLS. kubernetes_asyncio and KubeSpawner work either way."""
-    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    admin_token: str = field(default_factory=lambda: secrets.token_hex(24))
     """Token allowed everything, including the ``/_kubesim`` control endpoints."""
     tokens: dict[str, TokenPolicy] = field(default_factory=dict)
     """Further tokens and their policies (the admin token needs no entry)."""

@@ -353,7 +353,7 @@ class RaworcApp(Application):
         """The admin token: configured, or read from / generated into ``<data_dir>/admin-token``."""
         if self.admin_token:
             return self.admin_token
-        return _secret_file(self.data_path / "admin-token", lambda: secrets.token_urlsafe(32))
+        return _secret_file(self.data_path / "admin-token", lambda: secrets.token_hex(32))
 
     def cookie_secret(self) -> bytes:
         """The secret that signs page cookies, generated once into the data directory."""
