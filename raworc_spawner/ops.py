@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import yaml
+from sqlalchemy.engine import make_url
 
 from raworc_spawner.app import RaworcApp
 from raworc_spawner.backends.base import Backend, ForeignObject, SessionSpec
@@ -42,8 +43,10 @@ REQUIRED_ACCESS: tuple[tuple[str, str, str], ...] = (
     ),
     ("list", "events", ""),
     ("watch", "events", ""),
-    # The leader election of replicas on one PostgreSQL store (docs/ha.md).
-    *((verb, "leases", "coordination.k8s.io") for verb in ("get", "create", "update")),
+)
+#: The leader election of replicas, needed on a PostgreSQL store only (docs/ha.md).
+LEASE_ACCESS = tuple(
+    (verb, "leases", "coordination.k8s.io") for verb in ("get", "create", "update")
 )
 NETWORK_POLICY_ACCESS = (
     ("create", "networkpolicies", "networking.k8s.io"),
@@ -83,14 +86,15 @@ async def doctor(app: RaworcApp) -> list[Check]:
         return [Check(False, f"configuration: {e}", "set KUBECONFIG or KubernetesBackend.api_url")]
     checks = [Check(True, f"configuration: {client.source}")]
     try:
-        checks += await _cluster_checks(client, backend, namespace)
+        replicated = make_url(app.effective_db_url()).get_backend_name() == "postgresql"
+        checks += await _cluster_checks(client, backend, namespace, replicated=replicated)
     finally:
         await client.close()
     return checks
 
 
 async def _cluster_checks(
-    client: KubeClient, backend: KubernetesBackend, namespace: str
+    client: KubeClient, backend: KubernetesBackend, namespace: str, *, replicated: bool
 ) -> list[Check]:
     try:
         version = await client.version()
@@ -108,7 +112,7 @@ async def _cluster_checks(
         )
     except APIError as e:
         checks.append(Check(None, f"namespace {namespace} not checkable: {e}"))
-    checks += await _rbac_checks(client, backend, namespace)
+    checks += await _rbac_checks(client, backend, namespace, replicated=replicated)
     checks.append(await _owners_check(client, namespace, backend.instance_name))
     checks.append(await _storage_check(client, backend.settings.storage_class))
     checks.append(
@@ -122,9 +126,11 @@ async def _cluster_checks(
 
 
 async def _rbac_checks(
-    client: KubeClient, backend: KubernetesBackend, namespace: str
+    client: KubeClient, backend: KubernetesBackend, namespace: str, *, replicated: bool
 ) -> list[Check]:
     wanted = list(REQUIRED_ACCESS)
+    if replicated:  # replicas elect a leader with a Lease; a lone SQLite server never does
+        wanted += LEASE_ACCESS
     if backend.settings.create_network_policy:
         wanted += NETWORK_POLICY_ACCESS
     answers = await asyncio.gather(

@@ -97,7 +97,7 @@ def test_doctor_passes_every_check_with_the_service_accounts_token(
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert f"✓ namespace {NS} exists" in lines
-    assert f"✓ RBAC: all 18 permissions granted in {NS}" in lines
+    assert f"✓ RBAC: all 15 permissions granted in {NS}" in lines
     owners = [line for line in lines if line.startswith(f"- session pods and claims in {NS}: ")]
     assert owners == [f"- session pods and claims in {NS}: 0 of this instance ({INSTANCE})"]
     assert "✓ default storage class standard will provision workspaces" in lines
