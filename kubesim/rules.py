@@ -5,12 +5,23 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import json
+import re
 from collections.abc import Callable
+from typing import Any
 
 from . import rules_apps, rules_pod, rules_rbac
 from .errors import bad_request
 from .objects import Obj, micro_timestamp, parse_timestamp, timestamp
-from .validation import Cause, check_enum, check_quantity, forbidden_change, invalid_value, required
+from .validation import (
+    Cause,
+    check_enum,
+    check_quantity,
+    forbidden_change,
+    invalid_value,
+    not_supported,
+    required,
+)
 
 HIGHEST_USER_PRIORITY = 1_000_000_000
 PVC_PROTECTION = "kubernetes.io/pvc-protection"
@@ -163,6 +174,106 @@ def _validate_lease(lease: Obj) -> list[Cause]:
     return causes
 
 
+# k8s.io/apimachinery util/validation IsValidPercent: its regex, message and examples.
+_PERCENT = re.compile(r"[0-9]+%")
+PERCENT_MSG = (
+    "a valid percent string must be a numeric string followed by an ending '%' "
+    "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"
+)
+_GO_INT_MAX = 2**63 - 1
+UNHEALTHY_POD_EVICTION_POLICIES = ("AlwaysAllow", "IfHealthyBudget")
+# The Go heap addresses ``%#v`` prints for the spec's pointer fields vary from call to call;
+# kubesim prints these fixed stand-ins in their place (``(nil)`` for unset fields, as Go does).
+_SPEC_POINTERS = (
+    ("MinAvailable", "minAvailable", "*intstr.IntOrString", "0xc000a10020"),
+    ("Selector", "selector", "*v1.LabelSelector", "0xc000a10040"),
+    ("MaxUnavailable", "maxUnavailable", "*intstr.IntOrString", "0xc000a10000"),
+    (
+        "UnhealthyPodEvictionPolicy",
+        "unhealthyPodEvictionPolicy",
+        "*policy.UnhealthyPodEvictionPolicyType",
+        "0xc000a10060",
+    ),
+)
+
+
+def _go_invalid(field: str, rendered: str, message: str) -> Cause:
+    """``field.Invalid`` for a value Go prints with ``%#v`` (no quotes added)."""
+    return ("FieldValueInvalid", field, f"Invalid value: {rendered}: {message}")
+
+
+def _go_int_or_string(value: str) -> str:
+    """A string ``intstr.IntOrString`` as ``%#v`` prints it (``Type:1`` is ``intstr.String``)."""
+    quoted = json.dumps(value, ensure_ascii=False)
+    return f"intstr.IntOrString{{Type:1, IntVal:0, StrVal:{quoted}}}"
+
+
+def _go_pdb_spec(spec: Obj) -> str:
+    """The internal ``policy.PodDisruptionBudgetSpec`` as ``%#v`` prints it."""
+    fields = ", ".join(
+        f"{go_name}:({go_type})({address if spec.get(key) is not None else 'nil'})"
+        for go_name, key, go_type, address in _SPEC_POINTERS
+    )
+    return f"policy.PodDisruptionBudgetSpec{{{fields}}}"
+
+
+def _check_int_or_percent(value: Any, field: str) -> list[Cause]:
+    """``ValidatePositiveIntOrPercent`` then ``IsNotMoreThan100Percent`` (apps validation).
+
+    An integer must be >= 0; a string must be digits then ``%`` (so ``"1"``, ``"-1%"`` and
+    ``"1.5%"`` are malformed) and at most 100%. Values the schema refuses (bools, floats)
+    never reach here: they are 400s when decoding.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            return [invalid_value(field, value, "must be greater than or equal to 0")]
+        return []
+    if not isinstance(value, str):
+        return []
+    if not _PERCENT.fullmatch(value):
+        return [_go_invalid(field, _go_int_or_string(value), PERCENT_MSG)]
+    percent = int(value[:-1])
+    # getPercentValue parses with strconv.Atoi, which fails past int64: the value reads as 0.
+    if 100 < percent <= _GO_INT_MAX:
+        return [_go_invalid(field, _go_int_or_string(value), "must not be greater than 100%")]
+    return []
+
+
+def _normalize_pdb(pdb: Obj) -> None:
+    """Drop ``null`` spec fields: they decode to nil pointers, which are omitted when stored."""
+    spec = pdb.get("spec")
+    if isinstance(spec, dict):
+        for key in [k for k, v in spec.items() if v is None]:
+            del spec[key]
+
+
+def _validate_pdb(pdb: Obj) -> list[Cause]:
+    """``ValidatePodDisruptionBudgetSpec`` (k8s.io/kubernetes pkg/apis/policy/validation).
+
+    At most one of ``minAvailable`` and ``maxUnavailable``; each a non-negative integer or a
+    percentage from 0% to 100%; a known ``unhealthyPodEvictionPolicy``.
+    """
+    spec = pdb.get("spec") or {}
+    causes: list[Cause] = []
+    if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
+        causes.append(
+            _go_invalid(
+                "spec", _go_pdb_spec(spec), "minAvailable and maxUnavailable cannot be both set"
+            )
+        )
+    for key in ("minAvailable", "maxUnavailable"):
+        if spec.get(key) is not None:
+            causes += _check_int_or_percent(spec[key], f"spec.{key}")
+    policy = spec.get("unhealthyPodEvictionPolicy")
+    if policy is not None and policy not in UNHEALTHY_POD_EVICTION_POLICIES:
+        causes.append(
+            not_supported(
+                "spec.unhealthyPodEvictionPolicy", policy, UNHEALTHY_POD_EVICTION_POLICIES
+            )
+        )
+    return causes
+
+
 def _default_priority_class(pc: Obj) -> None:
     pc.setdefault("preemptionPolicy", "PreemptLowerPriority")
 
@@ -239,7 +350,10 @@ DEFAULTS: dict[str, Defaulter] = {
     "priorityclasses.scheduling.k8s.io": _default_priority_class,
 }
 #: Applied on every write (create, update, patch), after defaults, before validation.
-NORMALIZE: dict[str, Normalizer] = {"leases.coordination.k8s.io": _normalize_lease}
+NORMALIZE: dict[str, Normalizer] = {
+    "leases.coordination.k8s.io": _normalize_lease,
+    "poddisruptionbudgets.policy": _normalize_pdb,
+}
 CHECKS: dict[str, Checker] = {
     "pods": rules_pod.validate_pod,
     "persistentvolumeclaims": _validate_pvc,
@@ -255,6 +369,7 @@ CHECKS: dict[str, Checker] = {
     "leases.coordination.k8s.io": _validate_lease,
     "priorityclasses.scheduling.k8s.io": _validate_priority_class,
     "resourcequotas": _validate_quota,
+    "poddisruptionbudgets.policy": _validate_pdb,
 }
 UPDATE_CHECKS: dict[str, UpdateChecker] = {
     "pods": rules_pod.validate_pod_update,
@@ -282,6 +397,7 @@ SCHEMA_CHECKED = {
     "leases.coordination.k8s.io",
     "priorityclasses.scheduling.k8s.io",
     "resourcequotas",
+    "poddisruptionbudgets.policy",
     "roles.rbac.authorization.k8s.io",
     "rolebindings.rbac.authorization.k8s.io",
     "clusterroles.rbac.authorization.k8s.io",
