@@ -34,7 +34,7 @@ from jupyterhub.utils import random_port
 from tornado import web
 from traitlets import Bool, Unicode, default
 
-from raworc_spawner.backends.base import ComputeState
+from raworc_spawner.backends.base import ComputeState, HubServer
 from raworc_spawner.errors import (
     BackendError,
     InvalidTransition,
@@ -54,7 +54,7 @@ from raworc_spawner.sessions.model import (
     new_session_id,
 )
 from raworc_spawner.sessions.requests import CreateRequest, check_name
-from raworc_spawner.sessions.spec import SpecOverrides
+from raworc_spawner.sessions.spec import SpecOverrides, hub_metadata
 
 #: Port the single-user server listens on inside a pod (KubeSpawner's default too).
 POD_PORT = 8888
@@ -304,7 +304,7 @@ class RaworcSpawner(Spawner):
             profile=self.profile or None,
             # The hub decides when servers stop (jupyterhub-idle-culler), not raworc's culler.
             waiting_timeout_seconds=0,
-            metadata={"jupyterhub": {"user": self.user.name, "server_name": self.name}},
+            metadata=hub_metadata(HubServer(self.user.name, self.name or "")),
         )
         self.session_id = session_id
         overrides = replace(self._spec_overrides(), session_id=session_id)

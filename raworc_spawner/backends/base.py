@@ -28,12 +28,21 @@ __all__ = [
     "EventSink",
     "ForeignObject",
     "FoundSession",
+    "HubServer",
     "Inventory",
     "Placement",
     "Profile",
     "ProfileResources",
     "SessionSpec",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class HubServer:
+    """The JupyterHub server a session is: its user and server name (empty: the default one)."""
+
+    user: str
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +54,9 @@ class SessionSpec:
     ``memory_limit`` to Kubernetes quantities and overrides the profile's.
 
     ``namespace`` (the logical one, not Kubernetes'), ``owner``, ``name``, ``profile``,
-    ``created_at`` and ``clone_from`` are recorded with the workspace and compute (annotations
-    on Kubernetes, a record file locally), so that a server whose store lost the record can
-    rebuild it (:meth:`Backend.describe`).
+    ``created_at``, ``clone_from``, ``waiting_timeout_seconds`` and ``hub_server`` are recorded
+    with the workspace and compute (annotations on Kubernetes, a record file locally), so that a
+    server whose store lost the record can rebuild it (:meth:`Backend.describe`).
 
     ``expected_volume`` is the ``persistent_volume_id`` the session's record holds, when it has
     had a workspace: the workspace must still be that one. If it is gone, or another took its
@@ -69,6 +78,8 @@ class SessionSpec:
     namespace: str = "default"
     created_at: datetime | None = None
     expected_volume: str | None = None
+    waiting_timeout_seconds: int | None = None
+    hub_server: HubServer | None = None
 
     def session_env(self) -> dict[str, str]:
         """The environment injected into every session, then the spec's extras."""
@@ -184,6 +195,8 @@ class FoundSession:
     persistent_volume_id: str | None = None
     container_id: str | None = None
     has_compute: bool = False
+    waiting_timeout_seconds: int | None = None
+    hub_server: HubServer | None = None
 
 
 class ForeignKind(enum.StrEnum):
@@ -276,8 +289,10 @@ class Backend(Protocol):
     async def foreign(self) -> Sequence[ForeignObject]:
         """Objects with the session labels that belong to another instance (or to none)."""
 
-    async def rename(self, session_id: str, name: str) -> None:
-        """Record a session's new name on its objects (what :meth:`describe` reads back).
+    async def update_recorded(
+        self, session_id: str, *, name: str, waiting_timeout_seconds: int | None
+    ) -> None:
+        """Record a session's changed fields on its objects (what :meth:`describe` reads back).
 
         Nothing when the session has no objects (or only another instance's).
         """

@@ -426,9 +426,13 @@ class LocalBackend(LoggingConfigurable):
         """
         return self._workspaces.foreign(running=self._running())
 
-    async def rename(self, session_id: str, name: str) -> None:
-        """Put the new name in the session's owner record."""
-        self._workspaces.rename(session_id, name)
+    async def update_recorded(
+        self, session_id: str, *, name: str, waiting_timeout_seconds: int | None
+    ) -> None:
+        """Put the session's changed fields in its owner record."""
+        self._workspaces.update_recorded(
+            session_id, name=name, waiting_timeout_seconds=waiting_timeout_seconds
+        )
 
     async def claim(self, session_ids: Collection[str]) -> Sequence[str]:
         """Nothing to claim locally: returns [].

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from raworc_spawner.backends.base import FoundSession
+from raworc_spawner.backends.base import FoundSession, HubServer
 from raworc_spawner.backends.localfiles import write_atomic
 
 #: Owner records hold who owns a session: readable by the server's user only.
@@ -69,6 +69,8 @@ class OwnerRecord:
     #: The workspace directory's identity (``<device>:<inode>``) once made: a directory
     #: replaced in place (removed and made again, moved aside) has another.
     directory: str | None = None
+    waiting_timeout_seconds: int | None = None
+    hub_server: HubServer | None = None
 
     def to_json(self) -> str:
         """The record as the JSON object written to its file."""
@@ -82,6 +84,12 @@ class OwnerRecord:
             "cloned_from": self.cloned_from,
             "volume_id": self.volume_id,
             "directory": self.directory,
+            "waiting_timeout_seconds": self.waiting_timeout_seconds,
+            "hub_server": (
+                None
+                if self.hub_server is None
+                else {"user": self.hub_server.user, "name": self.hub_server.name}
+            ),
         }
         return json.dumps(data, ensure_ascii=False)
 
@@ -108,6 +116,8 @@ class OwnerRecord:
             cloned_from=text("cloned_from"),
             volume_id=text("volume_id"),
             directory=text("directory"),
+            waiting_timeout_seconds=_seconds(data.get("waiting_timeout_seconds")),
+            hub_server=_hub_server(data.get("hub_server")),
         )
 
     def found(
@@ -125,6 +135,8 @@ class OwnerRecord:
             persistent_volume_id=volume_id or self.volume_id,
             container_id=container_id,
             has_compute=container_id is not None,
+            waiting_timeout_seconds=self.waiting_timeout_seconds,
+            hub_server=self.hub_server,
         )
 
 
@@ -163,3 +175,18 @@ class OwnerRecords:
             return OwnerRecord.parse(json.loads(path.read_text()))
         except (OSError, ValueError):
             return None
+
+
+def _seconds(value: object) -> int | None:
+    """A non-negative whole number of seconds, or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _hub_server(value: object) -> HubServer | None:
+    """The hub server a record names, or None."""
+    if not isinstance(value, dict) or not isinstance(value.get("user"), str):
+        return None
+    name = value.get("name")
+    return HubServer(value["user"], name if isinstance(name, str) else "")

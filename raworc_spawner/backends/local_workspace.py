@@ -133,11 +133,16 @@ class Workspaces:
             found.append(record.found(sid, container_id=container_id, volume_id=volume_id))
         return found
 
-    def rename(self, session_id: str, name: str) -> None:
-        """Put the session's new name in its owner record (only this instance's record)."""
+    def update_recorded(
+        self, session_id: str, *, name: str, waiting_timeout_seconds: int | None
+    ) -> None:
+        """Put the session's changed fields in its owner record (only this instance's)."""
         record = self.owners.read(session_id)
         if record is not None and record.instance == self.instance_name:
-            self.owners.write(session_id, dataclasses.replace(record, name=name))
+            changed = dataclasses.replace(
+                record, name=name, waiting_timeout_seconds=waiting_timeout_seconds
+            )
+            self.owners.write(session_id, changed)
 
     async def ensure(self, spec: SessionSpec) -> str:
         """Record the owner, make the workspace if it may be made, and return its volume id.
@@ -197,6 +202,8 @@ class Workspaces:
             cloned_from=spec.clone_from or (previous.cloned_from if previous else None),
             volume_id=volume_id,
             directory=directory,
+            waiting_timeout_seconds=spec.waiting_timeout_seconds,
+            hub_server=spec.hub_server,
         )
 
     def _check_expected(self, sid: str, expected: str, *, present: bool, found: str | None) -> None:

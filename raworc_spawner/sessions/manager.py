@@ -52,7 +52,7 @@ from raworc_spawner.sessions.model import (
     new_session_id,
     utcnow,
 )
-from raworc_spawner.sessions.placement import SessionPlacement
+from raworc_spawner.sessions.placement import RECORDED_ON_OBJECTS, SessionPlacement
 from raworc_spawner.sessions.ports import Store
 from raworc_spawner.sessions.readiness import ReadinessWatcher
 from raworc_spawner.sessions.reads import SessionReads
@@ -225,8 +225,8 @@ class SessionManager(SessionReads, SessionUpkeep, SessionPlacement, ManagerSetti
             await self._writer.record(
                 session.id, K.UPDATED, f"updated {', '.join(sorted(changes))}"
             )
-            if "name" in changes and self.runs_here(session):
-                await self._rename_objects(session)
+            if RECORDED_ON_OBJECTS & set(changes) and self.runs_here(session):
+                await self._record_on_objects(session)
             return session
 
     async def set_state(

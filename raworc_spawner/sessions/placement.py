@@ -17,6 +17,8 @@ from raworc_spawner.sessions.cache import SessionCache
 from raworc_spawner.sessions.model import ACTIVE_STATES, Session
 from raworc_spawner.sessions.ports import Store
 
+#: Fields a change of which is carried to the session's objects (see ``Backend.describe``).
+RECORDED_ON_OBJECTS = frozenset({"name", "waiting_timeout_seconds"})
 #: Seconds the leader of several replicas waits before it treats compute that went away as
 #: lost, so that a pause or delete by another replica has written its state first.
 REPLICA_EVENT_GRACE_SECONDS = 5.0
@@ -70,12 +72,16 @@ class SessionPlacement:
         """Whether the session belongs to this server's instance (or to no recorded one)."""
         return session.instance in (None, self._backend.instance_name)
 
-    async def _rename_objects(self, session: Session) -> None:
-        """Carry a new name to the session's objects, so that re-adoption finds it there."""
+    async def _record_on_objects(self, session: Session) -> None:
+        """Carry changed fields to the session's objects, so that re-adoption finds them there."""
         try:
-            await self._backend.rename(session.id, session.name)
-        except BackendError as e:  # the record has it; the next start's objects will too
-            self.log.warning("could not put the new name on %s's objects: %s", session.id, e)
+            await self._backend.update_recorded(
+                session.id,
+                name=session.name,
+                waiting_timeout_seconds=session.waiting_timeout_seconds,
+            )
+        except BackendError as e:  # the record has them; the next start's objects will too
+            self.log.warning("could not record the changes on %s's objects: %s", session.id, e)
 
     async def _here_or_fresh(self, session: Session) -> Session:
         """A session of another backend as the store has it now: ``cleanup`` (another process)

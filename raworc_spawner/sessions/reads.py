@@ -13,6 +13,7 @@ from raworc_spawner.sessions.events import ALL, EventBus
 from raworc_spawner.sessions.model import EventKind, Principal, Session, SessionEvent, SessionState
 from raworc_spawner.sessions.ports import EventList, Page, Store
 from raworc_spawner.sessions.runtime import Runtimes
+from raworc_spawner.sessions.spec import HUB_METADATA_KEY
 from raworc_spawner.sessions.status import SessionStatus
 
 
@@ -112,7 +113,7 @@ class SessionReads:
 
     def handles(self, session: Session) -> bool:
         """Whether this manager looks after the session (hub sessions may be the hub's)."""
-        return self.handle_hub_sessions or "jupyterhub" not in session.metadata
+        return self.handle_hub_sessions or HUB_METADATA_KEY not in session.metadata
 
     @contextlib.asynccontextmanager
     async def subscribe(

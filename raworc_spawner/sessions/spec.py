@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from raworc_spawner.backends.base import SessionSpec
+from raworc_spawner.backends.base import HubServer, SessionSpec
 from raworc_spawner.sessions.model import Session
 
 
@@ -49,4 +49,26 @@ def build_spec(session: Session, overrides: SpecOverrides = NO_OVERRIDES) -> Ses
         namespace=session.namespace,
         created_at=session.created_at,
         expected_volume=None if overrides.new_workspace else session.persistent_volume_id,
+        waiting_timeout_seconds=session.waiting_timeout_seconds,
+        hub_server=hub_server_of(session.metadata),
     )
+
+
+#: The metadata key of a session that is a JupyterHub server (set by the hub's spawner).
+HUB_METADATA_KEY = "jupyterhub"
+
+
+def hub_server_of(metadata: Mapping[str, object]) -> HubServer | None:
+    """The JupyterHub server a session's metadata names, if any."""
+    entry = metadata.get(HUB_METADATA_KEY)
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("user"), str):
+        return None
+    name = entry.get("server_name")
+    return HubServer(str(entry["user"]), name if isinstance(name, str) else "")
+
+
+def hub_metadata(server: HubServer | None) -> dict[str, object]:
+    """The metadata that marks a session as JupyterHub ``server`` (empty for None)."""
+    if server is None:
+        return {}
+    return {HUB_METADATA_KEY: {"user": server.user, "server_name": server.name}}

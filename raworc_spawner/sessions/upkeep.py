@@ -13,6 +13,7 @@ from raworc_spawner.sessions.model import Session, SessionState, utcnow
 from raworc_spawner.sessions.ports import EventList, SessionList, Store
 from raworc_spawner.sessions.readiness import ReadinessWatcher
 from raworc_spawner.sessions.runtime import Runtimes
+from raworc_spawner.sessions.spec import hub_metadata
 from raworc_spawner.sessions.writer import SessionWriter
 
 
@@ -124,6 +125,8 @@ class SessionUpkeep:
                 termination_reason=None if found.has_compute else "Adopted",
                 backend=self._backend.name,
                 instance=self._backend.instance_name,
+                waiting_timeout_seconds=found.waiting_timeout_seconds,
+                metadata=hub_metadata(found.hub_server),
             )
             where = found.persistent_volume_id or "its compute"
             message = (

@@ -141,6 +141,8 @@ async def test_the_owner_record_is_private_and_names_the_instance(
         "cloned_from": None,
         "volume_id": volume,
         "directory": f"{workspace.st_dev}:{workspace.st_ino}",
+        "waiting_timeout_seconds": None,
+        "hub_server": None,
     }
 
 

@@ -86,10 +86,13 @@ async def test_a_server_whose_store_was_wiped_re_adopts_its_sessions_with_their_
 ) -> None:
     data = tmp_path / "data"
     async with server(kubesim, data) as first:
-        running = await ready(first, "running", namespace="team-a")
+        hub = {"jupyterhub": {"user": "alice", "server_name": "gpu"}}
+        running = await ready(first, "running", namespace="team-a", metadata=hub)
         sleeping = await ready(first, "sleeping")
         await first.manager.set_state(ALICE, sleeping, "idle")
-        await first.manager.update(ALICE, sleeping, {"name": "renamed while asleep"})
+        await first.manager.update(
+            ALICE, sleeping, {"name": "renamed while asleep", "waiting_timeout_seconds": 600}
+        )
         originals = {sid: await first.manager.get(ALICE, sid) for sid in (running, sleeping)}
     for leftover in data.glob("raworc.sqlite*"):
         leftover.unlink()
@@ -97,6 +100,8 @@ async def test_a_server_whose_store_was_wiped_re_adopts_its_sessions_with_their_
         adopted = await until_state(again.manager, running, "ready", timeout=10)
         idle = await again.manager.get(ALICE, sleeping)
         assert (idle.state, idle.name) == ("idle", "renamed while asleep")
+        assert idle.waiting_timeout_seconds == 600  # culled on its own timeout, not the default
+        assert adopted.metadata == hub  # a hub's server stays the hub's
         for session in (adopted, idle):
             original = originals[session.id]
             assert (session.name, session.owner, session.namespace, session.created_at) == (

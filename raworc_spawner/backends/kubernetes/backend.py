@@ -322,9 +322,13 @@ class KubernetesBackend(BackendOptions):
         """Session pods and claims of other instances or of none (LISTed, never changed)."""
         return await self.ownership.foreign()
 
-    async def rename(self, session_id: str, name: str) -> None:
-        """Patch the session-name label and annotation of the session's pod and claim."""
-        await self.ownership.rename(session_id, name)
+    async def update_recorded(
+        self, session_id: str, *, name: str, waiting_timeout_seconds: int | None
+    ) -> None:
+        """Patch the session's changed fields onto its pod and claim (label and annotations)."""
+        await self.ownership.update_recorded(
+            session_id, name=name, waiting_timeout_seconds=waiting_timeout_seconds
+        )
 
     async def claim(self, session_ids: Collection[str]) -> Sequence[str]:
         """Label these sessions' objects that name no instance as ours; once cached, their ids."""

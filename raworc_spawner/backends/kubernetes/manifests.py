@@ -247,6 +247,11 @@ class ManifestRenderer:
             annotations[naming.PROFILE_ANNOTATION] = profile
         if spec.clone_from:
             annotations[naming.CLONED_FROM_ANNOTATION] = spec.clone_from
+        if spec.waiting_timeout_seconds is not None:
+            annotations[naming.WAITING_TIMEOUT_ANNOTATION] = str(spec.waiting_timeout_seconds)
+        if spec.hub_server is not None:
+            annotations[naming.HUB_USER_ANNOTATION] = spec.hub_server.user
+            annotations[naming.HUB_SERVER_ANNOTATION] = spec.hub_server.name
         return annotations
 
     def _pod_values(self, spec: SessionSpec, values: dict[str, Any]) -> dict[str, Any]:

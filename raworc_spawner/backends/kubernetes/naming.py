@@ -41,6 +41,9 @@ NAMESPACE_ANNOTATION = "raworc.dev/namespace"
 CREATED_AT_ANNOTATION = "raworc.dev/created-at"
 CLONED_FROM_ANNOTATION = "raworc.dev/cloned-from"
 SPEC_HASH_ANNOTATION = "raworc.dev/spec-hash"
+WAITING_TIMEOUT_ANNOTATION = "raworc.dev/waiting-timeout-seconds"
+HUB_USER_ANNOTATION = "raworc.dev/hub-user"
+HUB_SERVER_ANNOTATION = "raworc.dev/hub-server-name"
 
 NETWORK_POLICY_NAME = "session-pods-isolation"
 
@@ -215,3 +218,25 @@ def _object_name(name: str) -> str:
     if not is_dns1123_subdomain(name):
         raise ValueError(f"{name!r} is not a valid Kubernetes object name (DNS-1123 subdomain)")
     return name
+
+
+def recorded_annotations(
+    *, name: str, waiting_timeout_seconds: int | None
+) -> dict[str, str | None]:
+    """The annotations of a session's fields that may change, for a merge patch.
+
+    None removes an annotation (RFC 7386): a session without an idle timeout of its own.
+    """
+    timeout = None if waiting_timeout_seconds is None else str(waiting_timeout_seconds)
+    return {SESSION_NAME_ANNOTATION: name, WAITING_TIMEOUT_ANNOTATION: timeout}
+
+
+def parse_seconds(text: object) -> int | None:
+    """A non-negative whole number of seconds from an annotation; None when absent or not one.
+
+    >>> parse_seconds("600"), parse_seconds("soon"), parse_seconds(None)
+    (600, None, None)
+    """
+    if isinstance(text, str) and text.isdigit():
+        return int(text)
+    return None

@@ -20,7 +20,13 @@ import asyncio
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
-from raworc_spawner.backends.base import ForeignKind, ForeignObject, FoundSession, SessionSpec
+from raworc_spawner.backends.base import (
+    ForeignKind,
+    ForeignObject,
+    FoundSession,
+    HubServer,
+    SessionSpec,
+)
 from raworc_spawner.backends.kubernetes import naming, podstate
 from raworc_spawner.backends.kubernetes.apierrors import APIConflict, APINotFound
 from raworc_spawner.backends.kubernetes.naming import (
@@ -210,18 +216,23 @@ class Ownership:
             if uid == _uid(obj) and not future.done():
                 future.set_result(None)
 
-    # -- rename ---------------------------------------------------------------------------------
+    # -- changed fields ---------------------------------------------------------------------
 
-    async def rename(self, session_id: str, name: str) -> None:
-        """Put ``name`` in the session-name label and annotation of the session's cached objects.
+    async def update_recorded(
+        self, session_id: str, *, name: str, waiting_timeout_seconds: int | None
+    ) -> None:
+        """Patch the session-name label and the changeable annotations of its cached objects.
 
         Only objects this instance owns are cached, so only those are patched.
         """
         client = self._backend.require_client()
+        annotations = naming.recorded_annotations(
+            name=name, waiting_timeout_seconds=waiting_timeout_seconds
+        )
         body = {
             "metadata": {
                 "labels": {naming.SESSION_NAME_LABEL: naming.label_value(name)},
-                "annotations": {naming.SESSION_NAME_ANNOTATION: name},
+                "annotations": annotations,
             }
         }
         for resource in (PVCS, PODS):
@@ -291,10 +302,19 @@ def found_session(sid: str, *, pod: Obj | None, pvc: Obj | None) -> FoundSession
         profile=notes.get(naming.PROFILE_ANNOTATION) or None,
         created_at=naming.parse_annotation_time(created),
         parent_session_id=notes.get(naming.CLONED_FROM_ANNOTATION) or None,
+        waiting_timeout_seconds=naming.parse_seconds(notes.get(naming.WAITING_TIMEOUT_ANNOTATION)),
+        hub_server=_hub_server(notes),
         persistent_volume_id=f"pvc-{_uid(pvc)}" if _uid(pvc) else None,
         container_id=_uid(pod),
         has_compute=pod is not None and not podstate.is_terminating(pod),
     )
+
+
+def _hub_server(notes: dict[str, Any]) -> HubServer | None:
+    user = notes.get(naming.HUB_USER_ANNOTATION)
+    if not isinstance(user, str) or not user:
+        return None
+    return HubServer(user, str(notes.get(naming.HUB_SERVER_ANNOTATION) or ""))
 
 
 def workspace_lost(claim: str, volume: str, why: str) -> SessionFailed:
