@@ -176,6 +176,7 @@ class Core:
         self.election.check()
         self.leadership: Leadership | None = None
         self._elected = asyncio.Event()
+        self._starting: asyncio.Task[None] | None = None
 
     @property
     def lock_name(self) -> str:
@@ -270,6 +271,11 @@ class Core:
         )
 
     async def _on_elected(self) -> None:
+        # In the background: leadership callbacks must return at once (renewals wait for them),
+        # and a first reconciliation may take longer than the renew deadline.
+        self._starting = asyncio.create_task(self._lead(), name="leader-loops")
+
+    async def _lead(self) -> None:
         # Other replicas may have creates in flight: no start-up shortcuts (see Reconciler).
         await self._run_loops(startup=False)
         self._elected.set()
@@ -280,6 +286,12 @@ class Core:
             await self.culler.start()
 
     async def _stop_loops(self) -> None:
+        starting, self._starting = self._starting, None
+        if starting is not None and not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        self._elected.clear()
         if self.culler is not None:
             await self.culler.close()
         await self.reconciler.close()

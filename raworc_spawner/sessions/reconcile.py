@@ -89,12 +89,15 @@ class Reconciler(LoggingConfigurable):
 
         ``startup``: no other process has creates in flight (a single server starting), so a
         missing workspace of an ``init`` session means a cut create and orphans are stopped
-        without grace. A replica elected leader passes False.
+        without grace. A replica elected leader passes False; then a failing first pass is
+        logged and the periodic passes go on (the caller is the leadership, not a start-up).
         """
         self._first = asyncio.create_task(self.reconcile(startup=startup), name="reconcile-startup")
         done, _ = await asyncio.wait({self._first}, timeout=self.startup_wait_seconds)
-        if done:
+        if done and startup:
             self._first.result()  # a failure of the start-up pass is the caller's to see
+        elif done:
+            self._first_done(self._first)
         else:
             self.log.warning(
                 "start-up reconciliation still running after %g s; it goes on in the background",
