@@ -290,6 +290,8 @@ class RaworcApp(Application):
             self.env_config[cls_name][trait_name] = value
             self.env_sources[(cls_name, trait_name)] = f"env {var}"
         self.update_config(self.env_config)
+        # The environment comes after the command line was parsed: flags must still win.
+        self.update_config(self.cli_config)
 
     def _load_file(self) -> None:
         explicit = "config_file" in self.cli_config.get("RaworcApp", {})

@@ -64,6 +64,19 @@ def test_config_file_beats_environment_and_flags_beat_the_file(
     assert sources["KubernetesSettings.image"] == "default"
 
 
+def test_flags_beat_the_environment_without_a_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAWORC_INSTANCE_NAME", "from-env")
+    monkeypatch.setenv("KUBERNETES_ENABLED", "true")
+    monkeypatch.setenv("RAWORC_PORT", "9100")
+    app = make_app(tmp_path, "--RaworcApp.instance_name=from-flag", "--local", "--port=9300")
+    assert (app.instance_name, app.kubernetes_enabled, app.port) == ("from-flag", False, 9300)
+    sources = {f"{c}.{n}": s for c, n, _, s in app.setting_sources()}
+    assert sources["RaworcApp.instance_name"] == "command line"
+    assert sources["RaworcApp.kubernetes_enabled"] == "command line"
+
+
 @pytest.mark.parametrize(
     ("var", "value", "expected"),
     [
