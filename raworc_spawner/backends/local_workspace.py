@@ -163,12 +163,15 @@ class Workspaces:
         present = self.path(sid).is_dir()
         volume_id = self.volume_id(sid) if present else None
         directory = directory_identity(self.path(sid)) if present else None
+        recorded = previous.directory if previous else None
+        replaced = present and recorded is not None and directory != recorded
         if spec.expected_volume is not None:
             self._check_expected(sid, spec.expected_volume, present=present, found=volume_id)
-            recorded = previous.directory if previous else None
-            if recorded and directory != recorded:
+            if replaced:
                 why = f"another directory ({directory}, was {recorded}) took its place"
                 raise self._lost(sid, spec.expected_volume, why)
+        if replaced:  # accepted as a new workspace: it gets a volume id of its own
+            volume_id = None
         volume_id = volume_id or f"pvc-{uuid.uuid4()}"
         # The record comes first: a crash after it leaves no workspace without an owner.
         record = self._record(spec, previous, volume_id, directory)

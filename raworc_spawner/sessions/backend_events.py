@@ -25,7 +25,8 @@ class BackendEventRouter:
 
     Progress and warnings are streamed live and kept in the session's small ring, never written
     to the store (a spawn storm would otherwise queue a dozen writes per session ahead of
-    ``ready``). Lost compute goes to ``on_lost`` (the manager's policy), compute that exited
+    ``ready``). Lost compute goes to ``on_lost`` (which records it and applies the manager's
+    policy, when this server is the one to react), compute that exited
     while the session was ``ready`` or ``busy`` to ``on_exited``. Events of sessions this
     server does not look after (``handles``) are ignored.
     """
@@ -38,7 +39,7 @@ class BackendEventRouter:
         runtimes: Runtimes,
         tasks: BackgroundTasks,
         handles: Callable[[Session], bool],
-        on_lost: Callable[[str, str], Awaitable[object]],
+        on_lost: Callable[[BackendEvent], Awaitable[object]],
         on_exited: Callable[[BackendEvent], Awaitable[object]],
     ) -> None:
         self._cache = cache
@@ -68,10 +69,7 @@ class BackendEventRouter:
         if session is None or not self._handles(session):
             return
         if event.kind == BackendEventKind.LOST:
-            await self._writer.record(
-                session.id, EventKind.WARNING, event.message, reason=event.reason
-            )
-            await self._on_lost(session.id, f"compute lost: {event.message}")
+            await self._on_lost(event)
             return
         if event.kind == BackendEventKind.EXITED and session.state in (S.READY, S.BUSY):
             await self._on_exited(event)

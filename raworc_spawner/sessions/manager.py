@@ -219,6 +219,8 @@ class SessionManager(SessionReads, SessionUpkeep, SessionPlacement, ManagerSetti
         """Apply validated field changes (see ``requests.parse_update``)."""
         async with self._runtimes.lock(session_id):
             session = await self.get(principal, session_id)
+            if not self.owns(session):
+                self._require_here(session, "change")
             if not changes:
                 return session
             session = await self._writer.save(session, **changes)
@@ -246,7 +248,7 @@ class SessionManager(SessionReads, SessionUpkeep, SessionPlacement, ManagerSetti
         """
         target = SessionState(target)
         async with self._runtimes.lock(session_id):
-            session = await self._here_or_fresh(await self.get(principal, session_id))
+            session = await self.get(principal, session_id)
             if target == session.state and target in (S.IDLE, S.BUSY):
                 return session
             if target == S.IDLE:
@@ -333,6 +335,10 @@ class SessionManager(SessionReads, SessionUpkeep, SessionPlacement, ManagerSetti
     def note_activity(self, session_id: str, when: datetime | None = None) -> None:
         """Record activity on a session (coalesced; written in batches)."""
         self._activity.note(session_id, when)
+
+    async def record_event_of(self, event: BackendEvent) -> None:
+        """Record what the backend reported about a session as a warning event."""
+        await self._writer.record(event.session_id, K.WARNING, event.message, reason=event.reason)
 
     async def record_event(
         self, session: Session, kind: EventKind, message: str, *, reason: str | None = None

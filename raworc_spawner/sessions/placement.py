@@ -33,14 +33,17 @@ class SessionPlacement:
     log: logging.Logger
     compute_lost: Callable[[str, str], Awaitable[Session | None]]
     compute_exited: Callable[[BackendEvent], Awaitable[Session | None]]
+    record_event_of: Callable[[BackendEvent], Awaitable[None]]
 
     #: Whether this process runs the background loops now (the composition root sets it).
     leader: Callable[[], bool] = staticmethod(lambda: True)
 
-    async def _lost_event(self, session_id: str, message: str) -> Session | None:
-        if not await self._replica_may_act(session_id):
+    async def _lost_event(self, event: BackendEvent) -> Session | None:
+        """Compute vanished from outside: record it and apply the policy (if ours to react)."""
+        if not await self._replica_may_act(event.session_id):
             return None
-        return await self.compute_lost(session_id, message)
+        await self.record_event_of(event)
+        return await self.compute_lost(event.session_id, f"compute lost: {event.message}")
 
     async def _exited_event(self, event: BackendEvent) -> Session | None:
         if not await self._replica_may_act(event.session_id):
@@ -51,17 +54,19 @@ class SessionPlacement:
         """Whether this server reacts to compute that went away by itself.
 
         Alone on its store, at once. Replicas all see every pod go, including the one another
-        replica is pausing or deleting, which writes its state only once the pod is gone: so
-        only the leader reacts, after ``REPLICA_EVENT_GRACE_SECONDS``, on the record as the
-        store has it then.
+        replica is pausing, deleting or resuming, which writes the session's state only once
+        the pod is gone: so only the leader reacts, after ``REPLICA_EVENT_GRACE_SECONDS``, and
+        only if nobody changed the session meanwhile (whoever did decides its state; the
+        reconciler catches compute still missing later).
         """
         if not self._store.shared:
             return True
         if not self.leader():
             return False
+        before = await self._cache.reload(session_id)
         await asyncio.sleep(REPLICA_EVENT_GRACE_SECONDS)
-        self._cache.forget(session_id)
-        return True
+        after = await self._cache.reload(session_id)
+        return before is not None and after is not None and after.version == before.version
 
     def runs_here(self, session: Session) -> bool:
         """Whether the session is this server's: its backend and owner instance (records older
@@ -82,13 +87,6 @@ class SessionPlacement:
             )
         except BackendError as e:  # the record has them; the next start's objects will too
             self.log.warning("could not record the changes on %s's objects: %s", session.id, e)
-
-    async def _here_or_fresh(self, session: Session) -> Session:
-        """A session of another backend as the store has it now: ``cleanup`` (another process)
-        may have stopped its compute there and marked it idle."""
-        if self.runs_here(session):
-            return session
-        return await self._cache.reload(session.id) or session
 
     def _require_here(self, session: Session, action: str) -> None:
         if not self.owns(session):

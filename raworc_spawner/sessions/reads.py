@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from typing import Any
 
 from raworc_spawner.backends.base import Backend, ComputeState
@@ -31,6 +31,7 @@ class SessionReads:
     _runtimes: Runtimes
     max_events_per_session: int
     handle_hub_sessions: bool
+    runs_here: Callable[[Session], bool]
 
     async def get(self, principal: Principal, session_id: str) -> Session:
         """The session, if it exists and the principal may see it (else SessionNotFound).
@@ -38,6 +39,9 @@ class SessionReads:
         Reading a session is not activity (a dashboard polling it must not keep it awake).
         """
         session = await self._cache.load(session_id)
+        if session is not None and not self.runs_here(session):
+            # Not this server's to change: another process (``cleanup``) may have, unseen.
+            session = await self._cache.reload(session_id)
         if session is None or not principal.may_see(session):
             raise SessionNotFound(session_id)
         return session

@@ -83,6 +83,8 @@ class Reconciler(LoggingConfigurable):
         self._first: asyncio.Task[object] | None = None
         self._claimed = False
         self._lost_seen: dict[str, float] = {}
+        self._lost_pending: set[str] = set()
+        self._recheck: asyncio.Task[None] | None = None
 
     async def start(self, *, startup: bool = True) -> None:
         """Reconcile once now (waiting at most ``startup_wait_seconds``), then periodically.
@@ -115,11 +117,12 @@ class Reconciler(LoggingConfigurable):
             self.log.error("start-up reconciliation failed", exc_info=task.exception())
 
     async def close(self) -> None:
-        """Stop the periodic reconciliation (and a start-up pass still running)."""
-        if self._first is not None and not self._first.done():
-            self._first.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._first
+        """Stop the periodic reconciliation (and a start-up pass or a re-check still running)."""
+        for task in (self._first, self._recheck):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._loop is not None:
             await self._loop.close()
             self._loop = None
@@ -127,6 +130,7 @@ class Reconciler(LoggingConfigurable):
     async def reconcile(self, *, startup: bool = False) -> dict[str, list[str]]:
         """One pass; returns what it did, by action, for logs and the CLI."""
         actions: dict[str, list[str]] = {}
+        self._lost_pending = set()
         claiming = not self._claimed
         known: set[str] = set()
         cursor: str | None = None
@@ -150,9 +154,21 @@ class Reconciler(LoggingConfigurable):
             actions["adopted"] = adopted
         if orphans:
             actions["orphan compute stopped"] = orphans
+        self._lost_seen = {k: t for k, t in self._lost_seen.items() if k in self._lost_pending}
+        rechecking = self._recheck is not None and not self._recheck.done()
+        if self._lost_pending and (not rechecking or self._recheck is asyncio.current_task()):
+            self._recheck = asyncio.create_task(self._recheck_later(), name="reconcile-recheck")
         if actions:
             self.log.info("reconciled: %s", {k: len(v) for k, v in actions.items()})
         return actions
+
+    async def _recheck_later(self) -> None:
+        """Another pass once compute seen missing may count as lost (not a whole interval on)."""
+        await asyncio.sleep(self.orphan_grace_seconds)
+        try:
+            await self.reconcile()
+        except Exception:
+            self.log.exception("reconciliation re-check failed")
 
     async def _reconcile_session(
         self, session: Session, workspaces: frozenset[str] | None, *, startup: bool
@@ -203,6 +219,7 @@ class Reconciler(LoggingConfigurable):
         now = time.monotonic()
         first = self._lost_seen.setdefault(session_id, now)
         if now - first < self.orphan_grace_seconds:
+            self._lost_pending.add(session_id)
             return False
         del self._lost_seen[session_id]
         return True

@@ -237,6 +237,9 @@ async def test_a_workspace_directory_replaced_in_place_fails_with_workspace_lost
     assert backend.process_id(SID) is None
     assert list(backend.workspace(SID).iterdir()) == []  # left as found, nothing run in it
 
+    accepted = await backend.create(resume_of(None))  # new_workspace: this directory will do
+    assert accepted.persistent_volume_id not in (None, volume)  # a volume id of its own
+
 
 @pytest.mark.asyncio
 async def test_a_resume_that_finds_its_workspace_runs_in_it(backend: LocalBackend) -> None:
