@@ -1,9 +1,12 @@
-"""Waiting for a session to reach a state: one helper for the manager, one over HTTP."""
+"""Waiting in tests: for a session to reach a state (through the manager or over HTTP), and for
+any condition from synchronous code (process-level tests)."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -12,6 +15,31 @@ from raworc_spawner.sessions.manager import SYSTEM, SessionManager
 from raworc_spawner.sessions.model import Principal, Session, SessionState
 
 POLL_SECONDS = 0.02
+T = TypeVar("T")
+
+
+def poll_until(
+    probe: Callable[[], T | None], *, timeout: float, interval: float = 0.05
+) -> T | None:
+    """Call ``probe`` until it returns something truthy; that value, or None after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(interval)
+
+
+def wait_for(
+    probe: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.1
+) -> T:
+    """:func:`poll_until`, failing the test (naming ``what``) when ``timeout`` s pass first."""
+    result = poll_until(probe, timeout=timeout, interval=interval)
+    if result is None:
+        pytest.fail(f"timed out after {timeout}s waiting for {what}")
+    return result
 
 
 async def until_state(

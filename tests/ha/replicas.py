@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import ssl
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,18 +162,6 @@ class ReplicaSet:
             kill(replica.server.proc)
         if self._api is not None:
             self._api.close()
-
-
-def wait_until(probe: Any, *, timeout: float, interval: float = 0.05) -> Any:
-    """Call ``probe`` until truthy; returns its value, or None after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
 
 
 @contextlib.contextmanager

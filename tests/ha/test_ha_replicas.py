@@ -26,9 +26,10 @@ import httpx
 import pytest
 
 from tests.conftest import require
-from tests.ha.replicas import API, Election, Replica, ReplicaSet, pid_of, replica_set, wait_until
+from tests.ha.replicas import API, Election, Replica, ReplicaSet, pid_of, replica_set
 from tests.operator.conftest import kill
 from tests.store.conftest import POSTGRES_ENV
+from tests.waiting import poll_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -128,13 +129,13 @@ def storm_and_kill(replicas: ReplicaSet) -> Failover:
     storm = Storm(list(replicas.replicas))
     with concurrent.futures.ThreadPoolExecutor(CONCURRENCY) as pool:
         futures = [pool.submit(storm.create, i) for i in range(STORM)]
-        assert wait_until(lambda: storm.answered() >= STORM // 2, timeout=60), "storm stalled"
-        leader = wait_until(replicas.leader, timeout=10, interval=0.02)
+        assert poll_until(lambda: storm.answered() >= STORM // 2, timeout=60), "storm stalled"
+        leader = poll_until(replicas.leader, timeout=10, interval=0.02)
         assert leader is not None, "no replica holds the Lease"
         kill(leader.server.proc)
         killed_at = time.monotonic()
         watch = LeaseWatch(replicas, leader.pid)
-        holder = wait_until(watch.new_holder, timeout=30, interval=0.02)
+        holder = poll_until(watch.new_holder, timeout=30, interval=0.02)
         took_over = time.monotonic() - killed_at
         assert holder, "no replica took the Lease over within 30 s"
         for future in futures:
@@ -212,7 +213,7 @@ def test_three_replicas_survive_kill_9_of_the_leader_during_a_storm_of_creates(
         now = states()
         return now["ready"] == STORM
 
-    ready = wait_until(all_ready, timeout=45, interval=1)
+    ready = poll_until(all_ready, timeout=45, interval=1)
     stuck = [s for s in all_sessions(api) if s["id"] in set(ids) and s["state"] != "ready"]
     assert ready, "not every acknowledged session became ready: " + json.dumps(
         [(s, events_of(api, s["id"])) for s in stuck], indent=1
@@ -255,7 +256,7 @@ def check_culling_resumes(survivors: list[Replica]) -> None:
     def all_idle() -> bool:
         return all(api.get(f"{API}/{sid}").json()["state"] == "idle" for sid in created)
 
-    assert wait_until(all_idle, timeout=30, interval=0.25), "culling did not resume"
+    assert poll_until(all_idle, timeout=30, interval=0.25), "culling did not resume"
     time.sleep(3 * CULL_INTERVAL_SECONDS)  # three more culler passes: a second cull would show now
     for sid in created:
         events = events_of(api, sid)

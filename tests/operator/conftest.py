@@ -249,18 +249,6 @@ def start_server(
     raise AssertionError(f"raworc-spawner serve did not start:\n{log_text}")
 
 
-def wait_for(probe: Any, *, timeout: float, what: str, interval: float = 0.1) -> Any:
-    """Call ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 def labelled(cluster: Cluster, kind: str) -> list[dict[str, Any]]:
     """Objects of ``kind`` labelled ``app=raworc`` in the sessions namespace."""
     out = cluster.kubectl("get", kind, "-l", "app=raworc", "-n", NS, "-o", "json").stdout

@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.waiting import wait_for
+
 from .conftest import (
     ORPHAN,
     Cluster,
@@ -23,7 +25,6 @@ from .conftest import (
     labelled,
     running_cluster,
     start_server,
-    wait_for,
 )
 
 pytestmark = pytest.mark.slow

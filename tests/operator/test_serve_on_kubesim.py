@@ -11,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.waiting import wait_for
+
 from .conftest import (
     NS,
     Cluster,
@@ -19,7 +21,6 @@ from .conftest import (
     labelled,
     running_cluster,
     start_server,
-    wait_for,
 )
 
 pytestmark = pytest.mark.slow
