@@ -82,6 +82,9 @@ class Watching:
             return False
         if resource == PODS and tracked.pod_uid != uid:
             tracked.pod_uid, tracked.running, tracked.restarts_seen = uid, False, None
+            # A stop by this server was about the pod before: this one (another replica's
+            # resume, say) is to be watched, and its end reported.
+            tracked.stopping = False
         elif resource == PVCS and tracked.pvc_uid != uid:
             tracked.pvc_uid, tracked.pvc_phase, tracked.provisioning = uid, None, None
         else:
