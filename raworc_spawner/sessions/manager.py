@@ -349,8 +349,12 @@ class SessionManager(SessionReads, SessionUpkeep, SessionPlacement, ManagerSetti
     # -- reconciliation and background loops --------------------------------------------------
 
     async def adopt_starting(self, session_id: str) -> None:
-        """Watch a session found in ``init`` with compute (after a restart) until it is ready."""
+        """Watch a session found in ``init`` with compute (after a restart, or started by a
+        replica since gone) until it is ready; no-op when this server already waits for it."""
         async with self._runtimes.lock(session_id):
+            runtime = self._runtimes.peek(session_id)
+            if runtime is not None and runtime.waiter is not None and not runtime.waiter.done():
+                return
             self._readiness.watch(session_id)
 
     async def compute_exited(self, event: BackendEvent) -> Session | None:

@@ -85,6 +85,7 @@ class Reconciler(LoggingConfigurable):
         self._lost_seen: dict[str, float] = {}
         self._lost_pending: set[str] = set()
         self._recheck: asyncio.Task[None] | None = None
+        self._starting: PeriodicTask | None = None
 
     async def start(self, *, startup: bool = True) -> None:
         """Reconcile once now (waiting at most ``startup_wait_seconds``), then periodically.
@@ -111,6 +112,12 @@ class Reconciler(LoggingConfigurable):
                 "reconciler", self.reconcile, interval=self.interval_seconds, log=self.log
             )
             self._loop.start()
+        if self.manager.replicated:
+            every = max(1.0, self.orphan_grace_seconds / 2)
+            self._starting = PeriodicTask(
+                "reconcile-starting", self.check_starting, interval=every, log=self.log
+            )
+            self._starting.start()
 
     def _first_done(self, task: asyncio.Task[object]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -123,9 +130,10 @@ class Reconciler(LoggingConfigurable):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._loop is not None:
-            await self._loop.close()
-            self._loop = None
+        for loop in (self._loop, self._starting):
+            if loop is not None:
+                await loop.close()
+        self._loop = self._starting = None
 
     async def reconcile(self, *, startup: bool = False) -> dict[str, list[str]]:
         """One pass; returns what it did, by action, for logs and the CLI."""
@@ -160,6 +168,32 @@ class Reconciler(LoggingConfigurable):
             self._recheck = asyncio.create_task(self._recheck_later(), name="reconcile-recheck")
         if actions:
             self.log.info("reconciled: %s", {k: len(v) for k, v in actions.items()})
+        return actions
+
+    async def check_starting(self) -> dict[str, list[str]]:
+        """Sessions in ``init`` only: the starts of a replica that died get watched (compute
+        exists) or, once their compute stayed missing for the grace, treated as lost.
+
+        Runs every half grace on the leader of several replicas, so that a create cut short by
+        any replica's death settles within about the grace, not a reconciliation interval.
+        """
+        actions: dict[str, list[str]] = {}
+        cursor: str | None = None
+        while True:
+            page = await self.manager.list(SYSTEM, states=[S.INIT], limit=200, cursor=cursor)
+            for session in page.items:
+                self._lost_pending.discard(session.id)
+                action = await self._reconcile_session(session, None, startup=False)
+                if action and action != "watching":
+                    actions.setdefault(action, []).append(session.id)
+                if session.id not in self._lost_pending:  # not missing now: a later loss
+                    self._lost_seen.pop(session.id, None)  # starts its grace afresh
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        if actions:
+            counts = {k: len(v) for k, v in actions.items()}
+            self.log.info("reconciled starting sessions: %s", counts)
         return actions
 
     async def _recheck_later(self) -> None:

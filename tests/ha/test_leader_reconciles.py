@@ -3,6 +3,7 @@ mistaking another replica's work for lost compute, and without leaving a cut cre
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -52,3 +53,25 @@ async def test_a_create_cut_before_its_compute_is_settled_within_the_grace_not_a
         # Elected after holding the lock for a lease; then seen missing, then lost after GRACE.
         settled = await until_state(leader.manager, cut.id, "idle", timeout=15)
     assert settled.termination_reason == "ComputeLost"
+
+
+@pytest.mark.asyncio
+async def test_a_create_cut_by_another_replicas_death_is_settled_by_the_running_leader(
+    pg_url: str, tmp_path: Path
+) -> None:
+    async with replica(pg_url, tmp_path / "leader") as leader:
+        await until_leading(leader)
+        # Another replica recorded a session and died before creating anything.
+        cut = Session(id="0b6f3c1e-1d2a-4c59-8b1a-3f1e2d4c5b6a", name="orphaned", owner="bob")
+        created = SessionEvent(cut.id, 0, EventKind.CREATED, "created", state=SessionState.INIT)
+        await leader.store.insert_and_record(cut, created)
+
+        settled = await until_state(leader.manager, cut.id, "idle", timeout=4 * GRACE + 5)
+    assert settled.termination_reason == "ComputeLost"
+
+
+async def until_leading(core: Core, timeout: float = 10.0) -> None:
+    """Wait (at most ``timeout`` s) until ``core`` runs the background loops."""
+    async with asyncio.timeout(timeout):
+        while not core.is_leader:
+            await asyncio.sleep(0.05)
