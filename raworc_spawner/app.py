@@ -330,10 +330,11 @@ class RaworcApp(Application):
                     value = self.config[section][name]
                 else:
                     value = trait.default()
-                rows.append((section, name, value, self._source(section, name)))
+                rows.append((section, name, value, self.source_of(section, name)))
         return rows
 
-    def _source(self, section: str, name: str) -> str:
+    def source_of(self, section: str, name: str) -> str:
+        """Where setting ``section.name`` came from: command line, config file, env, default."""
         if name in self.cli_config.get(section, {}):
             return "command line"
         if name in self.file_config.get(section, {}):
@@ -516,6 +517,13 @@ def describe_config_error(error: InvalidConfig, sources: Mapping[tuple[str, str]
 
 def exit_with_config_error(error: InvalidConfig, app: RaworcApp | None = None) -> None:
     """Print a bad setting and exit with status 2 (the conventional usage-error status)."""
-    message = describe_config_error(error, app.env_sources if app else {})
+    sources: dict[tuple[str, str], str] = {}
+    if app is not None and "." in error.setting:
+        section, _, name = error.setting.partition(".")
+        if (source := app.source_of(section, name)) != "default":
+            sources[(section, name)] = source
+        elif (section, name) in app.env_sources:  # an env variable of another spelling
+            sources[(section, name)] = app.env_sources[(section, name)]
+    message = describe_config_error(error, sources)
     print(f"raworc-spawner: configuration error: {message}", file=sys.stderr)
     sys.exit(2)
