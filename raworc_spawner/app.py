@@ -520,10 +520,11 @@ def exit_with_config_error(error: InvalidConfig, app: RaworcApp | None = None) -
     sources: dict[tuple[str, str], str] = {}
     if app is not None and "." in error.setting:
         section, _, name = error.setting.partition(".")
-        if (source := app.source_of(section, name)) != "default":
+        source = app.source_of(section, name)
+        if source == "default" and (section, name) in app.env_sources:
+            source = app.env_sources[(section, name)]
+        if source not in ("default", "command line"):  # what the user typed needs no pointer
             sources[(section, name)] = source
-        elif (section, name) in app.env_sources:  # an env variable of another spelling
-            sources[(section, name)] = app.env_sources[(section, name)]
     message = describe_config_error(error, sources)
     print(f"raworc-spawner: configuration error: {message}", file=sys.stderr)
     sys.exit(2)
