@@ -80,11 +80,12 @@ def became_leader_at(log: Path, offset: int) -> float | None:
 
 def one_round(replicas: Any, rng: random.Random, retry: float) -> Round:
     """Kill the leader, time the takeover, restart the killed replica."""
-    from tests.ha.replicas import pid_of, wait_until
+    from tests.ha.replicas import pid_of
     from tests.operator.conftest import kill
+    from tests.waiting import poll_until
 
     time.sleep(rng.uniform(0, retry))
-    leader = wait_until(replicas.leader, timeout=60, interval=0.02)
+    leader = poll_until(replicas.leader, timeout=60, interval=0.02)
     if leader is None:
         raise RuntimeError("no live replica holds the Lease")
     offsets = {r.pid: r.log.stat().st_size for r in replicas.live() if r is not leader}
@@ -96,13 +97,13 @@ def one_round(replicas: Any, rng: random.Random, retry: float) -> Round:
         holder = str(replicas.holder())
         return holder if holder and pid_of(holder) != leader.pid else ""
 
-    holder = wait_until(new_holder, timeout=120, interval=0.02)
+    holder = poll_until(new_holder, timeout=120, interval=0.02)
     if not holder:
         raise RuntimeError("no replica took the Lease over within 120 s")
     lease_seconds = time.monotonic() - killed_at
     successor = next(r for r in replicas.live() if r.pid == pid_of(holder))
     offset = offsets[successor.pid]
-    became = wait_until(lambda: became_leader_at(successor.log, offset), timeout=30)
+    became = poll_until(lambda: became_leader_at(successor.log, offset), timeout=30)
     if became is None:
         raise RuntimeError(f"replica {successor.pid} holds the Lease but never became leader")
     replicas.start(leader.index)
