@@ -193,10 +193,18 @@ class KubernetesBackend(BackendOptions):
             kept = await self.ownership.verified_workspace(spec)
         await self._clear_the_way(sid, pod_body)
         if kept is None:
-            made_pvc, made_pod = await asyncio.gather(
+            # Both run to their end even when one fails, so none is left running unseen.
+            results = await asyncio.gather(
                 self._ensure(PVCS, sid, lambda: self.renderer.render_pvc(spec)),
                 self._ensure(PODS, sid, lambda: pod_body),
+                return_exceptions=True,
             )
+            pvc_result, pod_result = results
+            if isinstance(pvc_result, BaseException):
+                raise pvc_result
+            if isinstance(pod_result, BaseException):
+                raise pod_result
+            made_pvc, made_pod = pvc_result, pod_result
         else:
             made_pvc, made_pod = kept, await self._ensure(PODS, sid, lambda: pod_body)
         self.watching.adopt(sid, made_pod, made_pvc)
